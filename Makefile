@@ -1,0 +1,122 @@
+# OpenUM — one plain Makefile.
+#
+#   make            build everything into build/
+#   make run        install missing packages, build, start both services on var/
+#   make test       unit tests + process tests with real SIP peers
+#   make fuzz       build and briefly run the libFuzzer harnesses
+#   make SANITIZER=address,undefined test   the same suite under sanitizers
+#   make WERROR=1   warnings are errors (CI)
+
+CC       ?= cc
+BUILD    ?= build
+PYTHON   ?= /usr/bin/python3
+STATE    ?= var
+OPT      ?= -O2
+
+PKGS_SIP    = sofia-sip-ua libuv
+PKGS_IPC    = libprotobuf-c
+PKGS_DIR    = sqlite3 libcrypto
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS_SIP) $(PKGS_IPC) $(PKGS_DIR) 2>/dev/null)
+
+WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla \
+           -Wno-unused-parameter
+ifeq ($(WERROR),1)
+WARN    += -Werror
+endif
+CFLAGS  ?= $(OPT) -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -MMD -MP -I. -I$(BUILD)/gen $(PKG_CFLAGS)
+LDFLAGS += -Wl,--as-needed
+
+ifneq ($(SANITIZER),)
+CFLAGS  += -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=$(SANITIZER)
+endif
+
+libs = $(shell pkg-config --libs $(1))
+
+PROTO_C  = $(BUILD)/gen/proto/openum.pb-c.c
+PROTO_H  = $(BUILD)/gen/proto/openum.pb-c.h
+
+COMMON_SRC = common/log.c
+ROUTER_SRC = $(wildcard callrouter/*.c)
+SERVICE_SRC = $(wildcard umservice/*.c)
+UMCTL_SRC  = $(wildcard umctl/*.c)
+PROTO_SRC  = $(filter-out proto/fuzz_%.c,$(wildcard proto/*.c))
+COMMON_ALL = $(wildcard common/*.c)
+UNIT_SRC   = $(wildcard tests/unit/*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+BINS = $(BUILD)/umcallrouter $(BUILD)/umservice $(BUILD)/umctl $(BUILD)/unit-tests
+
+.PHONY: all deps test-deps run test unit e2e fuzz bench clean distclean
+all: $(BINS)
+
+deps:
+	@scripts/deps.sh
+test-deps:
+	@scripts/deps.sh test
+
+$(PROTO_C) $(PROTO_H): proto/openum.proto
+	@mkdir -p $(BUILD)/gen
+	protoc-c --c_out=$(BUILD)/gen proto/openum.proto
+
+$(BUILD)/obj/$(BUILD)/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Wno-missing-prototypes -c -o $@ $<
+
+$(BUILD)/obj/%.o: %.c | $(PROTO_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+LIBS_ALL = $(call libs,$(PKGS_SIP) $(PKGS_IPC) $(PKGS_DIR)) -lpthread
+
+$(BUILD)/umcallrouter: $(call obj,$(ROUTER_SRC) $(COMMON_ALL) $(PROTO_SRC) $(PROTO_C))
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_ALL)
+
+$(BUILD)/umservice: $(call obj,$(SERVICE_SRC) $(COMMON_ALL) $(PROTO_SRC) $(PROTO_C))
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_ALL)
+
+$(BUILD)/umctl: $(call obj,$(UMCTL_SRC) $(COMMON_ALL) $(PROTO_SRC) $(PROTO_C))
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_ALL)
+
+$(BUILD)/unit-tests: $(call obj,$(UNIT_SRC) $(COMMON_ALL) $(PROTO_SRC) $(PROTO_C) $(filter-out umctl/main.c,$(UMCTL_SRC)))
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_ALL)
+
+# Both services in the foreground on the state directory var/; Ctrl-C stops both.
+run: deps all
+	@scripts/run.sh $(BUILD) $(STATE)
+
+unit: $(BUILD)/unit-tests
+	$(BUILD)/unit-tests
+
+e2e: all
+	$(PYTHON) -m pytest -q tests/e2e
+
+# The README's test command: unit tests, then the process tests against the
+# real daemons and real SIP peers; one summary line at the end.
+test: test-deps all
+	@scripts/test.sh $(BUILD) $(PYTHON)
+
+# libFuzzer harnesses (clang); FUZZ_SECONDS each.
+FUZZ_SECONDS ?= 20
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -I. -I$(BUILD)/gen $(PKG_CFLAGS) \
+              -fsanitize=fuzzer,address,undefined
+FUZZERS = $(BUILD)/fuzz/fuzz_ipc_frame
+fuzz: $(FUZZERS)
+	@for f in $(FUZZERS); do \
+	  n=$$(basename $$f); mkdir -p $(BUILD)/fuzz/corpus-$$n; \
+	  echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=70000 $(BUILD)/fuzz/corpus-$$n tests/fuzz/corpus/$$n || exit 1; \
+	done
+
+$(BUILD)/fuzz/fuzz_ipc_frame: tests/fuzz/fuzz_ipc_frame.c $(PROTO_SRC) $(PROTO_C) common/log.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $^ $(call libs,$(PKGS_IPC))
+
+clean:
+	rm -rf $(BUILD)
+distclean: clean
+	rm -rf $(STATE)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

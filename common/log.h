@@ -1,0 +1,42 @@
+/* log.h — one logging module for every OpenUM process: levels, a module name
+ * per source file, UTC timestamps, one line per event on stderr (journald and
+ * `make run` both read stderr). */
+#ifndef OPENUM_LOG_H
+#define OPENUM_LOG_H
+
+#include <stdarg.h>
+
+enum log_level {
+	LOG_LEVEL_DEBUG = 0,
+	LOG_LEVEL_INFO,
+	LOG_LEVEL_NOTICE,
+	LOG_LEVEL_WARN,
+	LOG_LEVEL_ERROR,
+};
+
+/* Each .c file that logs defines LOG_MODULE before including this header:
+ *   #define LOG_MODULE "router"   */
+#ifndef LOG_MODULE
+#define LOG_MODULE "openum"
+#endif
+
+void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
+/* Sets the process name printed on every line ("umcallrouter", ...). */
+void log_set_process(const char *name);
+/* Parses "debug", "info", "notice", "warn"/"warning", "error". 0 or EINVAL. */
+int log_level_parse(const char *s, enum log_level *out);
+const char *log_level_name(enum log_level level);
+
+void log_write(enum log_level level, const char *module, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void log_vwrite(enum log_level level, const char *module, const char *fmt,
+		va_list ap);
+
+#define log_debug(...)  log_write(LOG_LEVEL_DEBUG, LOG_MODULE, __VA_ARGS__)
+#define log_info(...)   log_write(LOG_LEVEL_INFO, LOG_MODULE, __VA_ARGS__)
+#define log_notice(...) log_write(LOG_LEVEL_NOTICE, LOG_MODULE, __VA_ARGS__)
+#define log_warn(...)   log_write(LOG_LEVEL_WARN, LOG_MODULE, __VA_ARGS__)
+#define log_error(...)  log_write(LOG_LEVEL_ERROR, LOG_MODULE, __VA_ARGS__)
+
+#endif
