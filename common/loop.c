@@ -1,0 +1,162 @@
+/* loop.c — sofia su_root as the master loop with libuv embedded.
+ *
+ * Why this shape: su_root exposes no pollable descriptor for its own reactor,
+ * but libuv does (uv_backend_fd() is its epoll fd). So we register libuv's fd
+ * in su_root only to wake it, and drive both from one plain loop:
+ *
+ *     uv_run(NOWAIT)                      run due libuv timers and I/O
+ *     t = uv_backend_timeout()            how long libuv can sleep
+ *     su_root_step(root, t)               sleep in sofia's epoll until a sofia
+ *                                         fd, sofia timer, libuv fd or t
+ *
+ * Recomputing libuv's timeout after every uv_run is what makes timers armed
+ * from inside sofia callbacks safe: the next iteration sees them (the
+ * "su_timer mirrors libuv" variant needs an explicit re-arm there, see
+ * NOTES-stack.md §2). When nothing is due the thread sleeps: idle CPU is 0. */
+#define LOG_MODULE "loop"
+#include "common/loop.h"
+#include "common/log.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+struct loop {
+	su_root_t *root;
+	uv_loop_t uv;
+	su_wait_t uv_wait;
+	int uv_wait_index;
+	bool uv_ready;
+	bool stop;
+};
+
+static int uv_fd_ready(su_root_magic_t *magic, su_wait_t *w,
+		       su_wakeup_arg_t *arg)
+{
+	/* Only wakes su_root_step; libuv's own events are read by uv_run. */
+	(void)magic;
+	(void)arg;
+	(void)w;
+	return 0;
+}
+
+/* Creates su_root and the embedded libuv loop. Calls su_init() once. */
+int loop_alloc(struct loop **out)
+{
+	static bool su_ready;
+	struct loop *l;
+	int err = 0;
+
+	if (!out)
+		return EINVAL;
+	if (!su_ready) {
+		if (su_init() != 0)
+			return ENOMEM;
+		su_ready = true;
+	}
+	l = calloc(1, sizeof *l);
+	if (!l)
+		return ENOMEM;
+	l->uv_wait_index = -1;
+	l->root = su_root_create(NULL);
+	if (!l->root) {
+		err = ENOMEM;
+		goto out;
+	}
+	err = -uv_loop_init(&l->uv);
+	if (err)
+		goto out;
+	l->uv_ready = true;
+	if (su_wait_create(&l->uv_wait, uv_backend_fd(&l->uv), SU_WAIT_IN) != 0) {
+		err = EIO;
+		goto out;
+	}
+	l->uv_wait_index = su_root_register(l->root, &l->uv_wait, uv_fd_ready,
+					    NULL, su_pri_normal);
+	if (l->uv_wait_index < 0) {
+		err = EIO;
+		goto out;
+	}
+out:
+	if (err) {
+		loop_free(l);
+		return err;
+	}
+	*out = l;
+	return 0;
+}
+
+/* The sofia root, for nta agents and sofia timers. */
+su_root_t *loop_root(struct loop *l)
+{
+	return l->root;
+}
+
+/* The libuv loop, for IPC, timers, signals and sockets. */
+uv_loop_t *loop_uv(struct loop *l)
+{
+	return &l->uv;
+}
+
+/* Drives both loops until loop_stop(). */
+int loop_run(struct loop *l)
+{
+	l->stop = false;
+	while (!l->stop) {
+		su_duration_t t;
+
+		uv_run(&l->uv, UV_RUN_NOWAIT);
+		if (l->stop)
+			break;
+		t = uv_loop_alive(&l->uv) ? uv_backend_timeout(&l->uv)
+					  : SU_WAIT_FOREVER;
+		su_root_step(l->root, t);
+	}
+	return 0;
+}
+
+/* Makes loop_run return at its next turn. */
+void loop_stop(struct loop *l)
+{
+	l->stop = true;
+}
+
+static void close_walk_cb(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h)) {
+		/* A handle nobody closed is a lifetime bug; say so, and close it
+		 * so the loop can be released. */
+		log_warn("handle of type %s still open at exit",
+			 uv_handle_type_name(uv_handle_get_type(h)));
+		uv_close(h, NULL);
+	}
+}
+
+/* Runs pending close callbacks and releases the loop; accepts a half-built
+ * loop. */
+void loop_free(struct loop *l)
+{
+	if (!l)
+		return;
+	if (l->uv_wait_index >= 0)
+		su_root_deregister(l->root, l->uv_wait_index);
+	if (l->uv_ready) {
+		/* Owners closed their handles; let the close callbacks and
+		 * lingering writes (bounded by their own timers) finish, but
+		 * never wait more than a few seconds for a forgotten handle. */
+		for (int i = 0; i < 500 && uv_loop_alive(&l->uv); i++) {
+			uv_run(&l->uv, UV_RUN_NOWAIT);
+			if (uv_loop_alive(&l->uv))
+				usleep(5000);
+		}
+		uv_walk(&l->uv, close_walk_cb, NULL);
+		uv_run(&l->uv, UV_RUN_NOWAIT);
+		if (uv_loop_close(&l->uv) != 0)
+			log_warn("libuv loop still busy at exit");
+	}
+	if (l->root)
+		su_root_destroy(l->root);
+	free(l);
+}
