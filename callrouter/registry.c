@@ -1,0 +1,207 @@
+/* registry.c — UM service instances known to the router. */
+#define LOG_MODULE "registry"
+#include "callrouter/registry.h"
+#include "common/daemon.h"
+#include "common/log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct registry {
+	struct reg_instance **inst;
+	size_t n, cap;
+};
+
+/* Creates an empty registry. */
+int reg_alloc(struct registry **out)
+{
+	struct registry *r = calloc(1, sizeof *r);
+
+	if (!r)
+		return ENOMEM;
+	*out = r;
+	return 0;
+}
+
+/* Frees the registry and every record (not the connections). */
+void reg_free(struct registry *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->n; i++)
+		free(r->inst[i]);
+	free(r->inst);
+	free(r);
+}
+
+static int fail(char **cause, int err, const char *fmt, const char *arg)
+{
+	if (cause && asprintf(cause, fmt, arg) < 0)
+		*cause = NULL;
+	return err;
+}
+
+static bool valid_id(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > 64)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c <= ' ' || c >= 0x7f)
+			return false;
+	}
+	return true;
+}
+
+/* Registration is untrusted input, however local: every field is checked
+ * before the router would ever put it in a Contact. */
+static int parse_endpoints(struct reg_instance *in,
+			   const Openum__ServiceRegister *m, char **cause)
+{
+	if (m->n_endpoints > REG_MAX_ENDPOINTS)
+		return fail(cause, EINVAL, "%s", "too many endpoints (max 32)");
+	for (size_t i = 0; i < m->n_endpoints; i++) {
+		const Openum__SipEndpoint *e = m->endpoints[i];
+		struct reg_endpoint *o = &in->ep[i];
+		unsigned char buf[16];
+		int af;
+
+		if (!e || !e->host)
+			return fail(cause, EINVAL, "%s", "endpoint without host");
+		if (e->family == OPENUM__ADDRESS_FAMILY__AF_IPV4)
+			af = AF_INET;
+		else if (e->family == OPENUM__ADDRESS_FAMILY__AF_IPV6)
+			af = AF_INET6;
+		else
+			return fail(cause, EINVAL, "%s", "endpoint without family");
+		if (strlen(e->host) >= sizeof o->host ||
+		    inet_pton(af, e->host, buf) != 1)
+			return fail(cause, EINVAL,
+				    "endpoint host \"%.64s\" is not an address "
+				    "literal of its family", e->host);
+		if (e->port == 0 || e->port > 65535)
+			return fail(cause, EINVAL, "%s", "endpoint port out of range");
+		if (e->transport != OPENUM__TRANSPORT__TRANSPORT_UDP &&
+		    e->transport != OPENUM__TRANSPORT__TRANSPORT_TCP &&
+		    e->transport != OPENUM__TRANSPORT__TRANSPORT_TLS)
+			return fail(cause, EINVAL, "%s", "endpoint without transport");
+		o->family = e->family;
+		o->transport = e->transport;
+		snprintf(o->host, sizeof o->host, "%s", e->host);
+		o->port = e->port;
+	}
+	in->n_ep = m->n_endpoints;
+	return 0;
+}
+
+/* Records or replaces the registration made over conn. */
+int reg_register(struct registry *r, struct ipc_conn *conn,
+		 const Openum__ServiceRegister *m, char **cause)
+{
+	struct reg_instance tmp, *cur;
+	int err;
+
+	memset(&tmp, 0, sizeof tmp);
+	if (!valid_id(m->instance_id))
+		return fail(cause, EINVAL, "%s",
+			    "instance id must be 1 to 64 printable characters");
+	if (m->fqdn && strlen(m->fqdn) >= sizeof tmp.fqdn)
+		return fail(cause, EINVAL, "%s", "fqdn too long");
+	if (m->max_calls_allowed > 100000)
+		return fail(cause, EINVAL, "%s", "max_calls_allowed out of range");
+	err = parse_endpoints(&tmp, m, cause);
+	if (err)
+		return err;
+	for (size_t i = 0; i < r->n; i++) {
+		if (r->inst[i]->conn != conn &&
+		    strcmp(r->inst[i]->id, m->instance_id) == 0)
+			return fail(cause, EEXIST,
+				    "instance id \"%s\" is already registered "
+				    "by another connection", m->instance_id);
+	}
+	cur = reg_find_conn(r, conn);
+	if (!cur) {
+		if (r->n == r->cap) {
+			size_t cap = r->cap ? r->cap * 2 : 4;
+			struct reg_instance **p = realloc(r->inst, cap * sizeof *p);
+
+			if (!p)
+				return ENOMEM;
+			r->inst = p;
+			r->cap = cap;
+		}
+		cur = calloc(1, sizeof *cur);
+		if (!cur)
+			return ENOMEM;
+		cur->conn = conn;
+		cur->accepting = true;
+		cur->registered_ms = daemon_now_ms();
+		r->inst[r->n++] = cur;
+	}
+	snprintf(cur->id, sizeof cur->id, "%s", m->instance_id);
+	snprintf(cur->fqdn, sizeof cur->fqdn, "%s", m->fqdn ? m->fqdn : "");
+	memcpy(cur->ep, tmp.ep, sizeof tmp.ep);
+	cur->n_ep = tmp.n_ep;
+	cur->max_calls = m->max_calls_allowed;
+	cur->pid = m->pid;
+	return 0;
+}
+
+/* Updates load and accepting state. */
+int reg_status(struct registry *r, struct ipc_conn *conn,
+	       const Openum__ServiceStatus *m)
+{
+	struct reg_instance *in = reg_find_conn(r, conn);
+
+	if (!in)
+		return ENOENT;
+	in->active_calls = m->active_calls;
+	in->accepting = m->accepting;
+	return 0;
+}
+
+/* Removes the instance of conn; copies its id out for the log. */
+int reg_forget(struct registry *r, struct ipc_conn *conn, char *id_out,
+	       size_t id_len)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		if (r->inst[i]->conn != conn)
+			continue;
+		if (id_out)
+			snprintf(id_out, id_len, "%s", r->inst[i]->id);
+		free(r->inst[i]);
+		memmove(&r->inst[i], &r->inst[i + 1],
+			(r->n - i - 1) * sizeof r->inst[0]);
+		r->n--;
+		return 0;
+	}
+	return ENOENT;
+}
+
+/* The instance registered over conn, or NULL. */
+struct reg_instance *reg_find_conn(struct registry *r, struct ipc_conn *conn)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		if (r->inst[i]->conn == conn)
+			return r->inst[i];
+	}
+	return NULL;
+}
+
+/* Number of registered instances. */
+size_t reg_count(const struct registry *r)
+{
+	return r->n;
+}
+
+/* The i-th instance, in registration order. */
+struct reg_instance *reg_at(struct registry *r, size_t i)
+{
+	return i < r->n ? r->inst[i] : NULL;
+}

@@ -1,0 +1,55 @@
+/* registry.h — the UM service instances registered with this router over
+ * IPC: who they are, where they listen, how loaded they are. An instance is
+ * forgotten the moment its IPC connection closes. */
+#ifndef OPENUM_REGISTRY_H
+#define OPENUM_REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "proto/openum.pb-c.h"
+
+struct ipc_conn;
+struct registry;
+
+struct reg_endpoint {
+	int family;		/* OPENUM__ADDRESS_FAMILY__AF_IPV4 / _IPV6 */
+	int transport;		/* OPENUM__TRANSPORT__TRANSPORT_UDP / _TCP / _TLS */
+	char host[64];		/* literal, no brackets */
+	unsigned port;
+};
+
+#define REG_MAX_ENDPOINTS 32
+
+struct reg_instance {
+	char id[65];
+	unsigned pid;
+	struct ipc_conn *conn;
+	struct reg_endpoint ep[REG_MAX_ENDPOINTS];
+	size_t n_ep;
+	unsigned max_calls;
+	unsigned active_calls;
+	bool accepting;
+	unsigned long long calls_routed;
+	unsigned long long registered_ms;
+	char fqdn[256];
+};
+
+int reg_alloc(struct registry **out);
+void reg_free(struct registry *r);
+/* Validates and records (or replaces) the registration of conn. EINVAL or
+ * EEXIST with *cause when the message is refused. */
+int reg_register(struct registry *r, struct ipc_conn *conn,
+		 const Openum__ServiceRegister *m, char **cause);
+/* Applies a status report of conn; ENOENT if conn never registered. */
+int reg_status(struct registry *r, struct ipc_conn *conn,
+	       const Openum__ServiceStatus *m);
+/* Forgets the instance of conn, if any; returns it for a log line (valid
+ * until the next registry call) or NULL. */
+int reg_forget(struct registry *r, struct ipc_conn *conn, char *id_out,
+	       size_t id_len);
+struct reg_instance *reg_find_conn(struct registry *r, struct ipc_conn *conn);
+size_t reg_count(const struct registry *r);
+struct reg_instance *reg_at(struct registry *r, size_t i);
+
+#endif

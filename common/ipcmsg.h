@@ -1,0 +1,21 @@
+/* ipcmsg.h — builds the IPC messages both daemons send about themselves
+ * (their SIP endpoints) from process state. */
+#ifndef OPENUM_IPCMSG_H
+#define OPENUM_IPCMSG_H
+
+#include <stddef.h>
+
+#include "proto/openum.pb-c.h"
+
+struct sipl;
+
+/* A heap array of endpoints describing every socket of s (each element and
+ * the array allocated); release with ipcmsg_endpoints_free. */
+int ipcmsg_endpoints(Openum__SipEndpoint ***out, size_t *n,
+		     const struct sipl *s);
+void ipcmsg_endpoints_free(Openum__SipEndpoint **eps, size_t n);
+/* "udp 127.0.0.1:5060" / "tcp [::1]:5060" for logs and tables. */
+const char *ipcmsg_endpoint_str(const Openum__SipEndpoint *e, char *buf,
+				size_t len);
+
+#endif

@@ -1,0 +1,93 @@
+/* test_tokens.c — one-time routing tokens: put/take, one use only, expiry,
+ * capacity, hex form. */
+#include "tests/unit/unit.h"
+#include "umservice/tokens.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+int test_tokens_basic(void);
+int test_tokens_expiry_and_capacity(void);
+int test_tokens_hex(void);
+
+static void mk(struct token_ctx *c, unsigned seed, uint64_t exp)
+{
+	memset(c, 0, sizeof *c);
+	for (int i = 0; i < TOKEN_LEN; i++)
+		c->token[i] = (uint8_t)((seed * 2654435761u) >> (i % 4 * 8)) ^ (uint8_t)(i * 37 + seed);
+	c->expires_ms = exp;
+	snprintf(c->mailbox, sizeof c->mailbox, "%u", seed % 10000);
+}
+
+int test_tokens_basic(void)
+{
+	struct tokens *t;
+	struct token_ctx a, b, got;
+
+	UT_ASSERT_INT(tokens_alloc(&t), 0);
+	mk(&a, 1, 1000);
+	mk(&b, 2, 1000);
+	UT_ASSERT_INT(tokens_put(t, &a, 10), 0);
+	UT_ASSERT_INT(tokens_put(t, &a, 10), EEXIST);
+	UT_ASSERT_INT(tokens_put(t, &b, 10), 0);
+	UT_ASSERT_INT(tokens_count(t), 2);
+	UT_ASSERT_INT(tokens_take(t, a.token, 20, &got), 0);
+	UT_ASSERT_STR(got.mailbox, a.mailbox);
+	/* one time only */
+	UT_ASSERT_INT(tokens_take(t, a.token, 20, &got), ENOENT);
+	UT_ASSERT_INT(tokens_take(t, b.token, 20, &got), 0);
+	UT_ASSERT_INT(tokens_count(t), 0);
+	tokens_free(t);
+	return 0;
+}
+
+int test_tokens_expiry_and_capacity(void)
+{
+	struct tokens *t;
+	struct token_ctx c, got;
+
+	UT_ASSERT_INT(tokens_alloc(&t), 0);
+	mk(&c, 7, 100);
+	UT_ASSERT_INT(tokens_put(t, &c, 200), EINVAL);	/* already expired */
+	UT_ASSERT_INT(tokens_put(t, &c, 50), 0);
+	UT_ASSERT_INT(tokens_take(t, c.token, 150, &got), ETIMEDOUT);
+	UT_ASSERT_INT(tokens_count(t), 0);
+	/* Fill past capacity, taking some: bounded, oldest dropped, the
+	 * newest still there; several rounds exercise the rehash. */
+	for (unsigned round = 0; round < 3; round++) {
+		for (unsigned i = 0; i < TOKENS_MAX + 1000; i++) {
+			mk(&c, round * 1000003u + i + 100, 1000000);
+			UT_ASSERT_INT(tokens_put(t, &c, 300), 0);
+			if (i % 3 == 0)
+				UT_ASSERT_INT(tokens_take(t, c.token, 300, &got), 0);
+		}
+		UT_ASSERT(tokens_count(t) <= TOKENS_MAX);
+		UT_ASSERT_INT(tokens_take(t, c.token, 300, &got), ENOENT); /* taken: i%3 */
+	}
+	mk(&c, 424242, 1000000);
+	UT_ASSERT_INT(tokens_put(t, &c, 300), 0);
+	UT_ASSERT_INT(tokens_take(t, c.token, 300, &got), 0);
+	/* Everything expires: the table empties itself. */
+	mk(&c, 5, 2000000);
+	UT_ASSERT_INT(tokens_put(t, &c, 1999999), 0);
+	UT_ASSERT_INT(tokens_count(t), 1);
+	tokens_free(t);
+	return 0;
+}
+
+int test_tokens_hex(void)
+{
+	uint8_t tok[TOKEN_LEN], back[TOKEN_LEN];
+	char hex[2 * TOKEN_LEN + 1];
+
+	for (int i = 0; i < TOKEN_LEN; i++)
+		tok[i] = (uint8_t)(i * 17 + 3);
+	tokens_hex(hex, tok);
+	UT_ASSERT_INT(strlen(hex), 32);
+	UT_ASSERT_INT(tokens_unhex(back, hex), 0);
+	UT_ASSERT(memcmp(tok, back, TOKEN_LEN) == 0);
+	UT_ASSERT_INT(tokens_unhex(back, "abc"), EINVAL);
+	UT_ASSERT_INT(tokens_unhex(back, "zz0102030405060708090a0b0c0d0e0f"), EINVAL);
+	UT_ASSERT_INT(tokens_unhex(back, NULL), EINVAL);
+	return 0;
+}

@@ -1,0 +1,222 @@
+/* tokens.c — one-time routing tokens: an open-addressing hash table over the
+ * (random, so already uniformly distributed) token bytes, plus a FIFO ring in
+ * arrival order that owns the contexts. Every token lives the same ~30 s, so
+ * arrival order is expiry order and sweeping the ring head is enough; a take
+ * only marks its context, which the sweep frees when it reaches it. */
+#include "umservice/tokens.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SLOTS (TOKENS_MAX * 2)	/* load factor <= 0.5 plus tombstones */
+
+struct entry {
+	struct token_ctx ctx;
+	bool taken;
+};
+
+static struct entry tomb_marker;
+#define TOMB (&tomb_marker)
+
+struct tokens {
+	struct entry **slot;	/* NULL, TOMB or an entry owned by ring */
+	struct entry **ring;	/* arrival order */
+	size_t head, n_ring;
+	size_t live, tombs;
+};
+
+/* Creates an empty table. */
+int tokens_alloc(struct tokens **out)
+{
+	struct tokens *t = calloc(1, sizeof *t);
+
+	if (!t)
+		return ENOMEM;
+	t->slot = calloc(SLOTS, sizeof *t->slot);
+	t->ring = calloc(TOKENS_MAX, sizeof *t->ring);
+	if (!t->slot || !t->ring) {
+		tokens_free(t);
+		return ENOMEM;
+	}
+	*out = t;
+	return 0;
+}
+
+/* Frees the table and every context. */
+void tokens_free(struct tokens *t)
+{
+	if (!t)
+		return;
+	for (size_t k = 0; t->ring && k < t->n_ring; k++)
+		free(t->ring[(t->head + k) % TOKENS_MAX]);
+	free(t->slot);
+	free(t->ring);
+	free(t);
+}
+
+static size_t hash(const uint8_t *tok)
+{
+	uint64_t h;
+
+	memcpy(&h, tok, sizeof h);
+	return (size_t)(h % SLOTS);
+}
+
+static long find(const struct tokens *t, const uint8_t *tok)
+{
+	size_t i = hash(tok);
+
+	for (size_t n = 0; n < SLOTS; n++, i = (i + 1) % SLOTS) {
+		const struct entry *e = t->slot[i];
+
+		if (!e)
+			return -1;
+		if (e != TOMB && memcmp(e->ctx.token, tok, TOKEN_LEN) == 0)
+			return (long)i;
+	}
+	return -1;
+}
+
+static void insert(struct tokens *t, struct entry *e)
+{
+	size_t i = hash(e->ctx.token);
+
+	while (t->slot[i] && t->slot[i] != TOMB)
+		i = (i + 1) % SLOTS;
+	if (t->slot[i] == TOMB)
+		t->tombs--;
+	t->slot[i] = e;
+}
+
+static void unlink_slot(struct tokens *t, long i)
+{
+	t->slot[i] = TOMB;
+	t->tombs++;
+	t->live--;
+}
+
+/* Tombstones lengthen probes; when they pile up, rebuild the table from
+ * the ring (O(n), amortised over as many removals). */
+static void maybe_rehash(struct tokens *t)
+{
+	if (t->tombs < SLOTS / 4)
+		return;
+	memset(t->slot, 0, SLOTS * sizeof *t->slot);
+	t->tombs = 0;
+	for (size_t k = 0; k < t->n_ring; k++) {
+		struct entry *e = t->ring[(t->head + k) % TOKENS_MAX];
+
+		if (!e->taken)
+			insert(t, e);
+	}
+}
+
+/* Frees expired (and taken) entries at the ring head; when make_room is
+ * set and the ring is full, also the oldest live one. */
+static void sweep(struct tokens *t, uint64_t now_ms, bool make_room)
+{
+	while (t->n_ring > 0) {
+		struct entry *e = t->ring[t->head];
+
+		if (!e->taken) {
+			if (e->ctx.expires_ms > now_ms &&
+			    !(make_room && t->n_ring >= TOKENS_MAX))
+				break;
+			unlink_slot(t, find(t, e->ctx.token));
+		}
+		free(e);
+		t->head = (t->head + 1) % TOKENS_MAX;
+		t->n_ring--;
+	}
+	maybe_rehash(t);
+}
+
+/* Stores the context of a new token. */
+int tokens_put(struct tokens *t, const struct token_ctx *ctx, uint64_t now_ms)
+{
+	struct entry *e;
+
+	if (ctx->expires_ms <= now_ms)
+		return EINVAL;
+	sweep(t, now_ms, true);
+	if (find(t, ctx->token) >= 0)
+		return EEXIST;
+	e = calloc(1, sizeof *e);
+	if (!e)
+		return ENOMEM;
+	e->ctx = *ctx;
+	insert(t, e);
+	t->live++;
+	t->ring[(t->head + t->n_ring) % TOKENS_MAX] = e;
+	t->n_ring++;
+	return 0;
+}
+
+/* Takes a token's context out; it cannot be used again. */
+int tokens_take(struct tokens *t, const uint8_t token[TOKEN_LEN],
+		uint64_t now_ms, struct token_ctx *out)
+{
+	long i = find(t, token);
+	struct entry *e;
+	int err = 0;
+
+	if (i < 0) {
+		sweep(t, now_ms, false);
+		return ENOENT;
+	}
+	e = t->slot[i];
+	if (e->ctx.expires_ms <= now_ms)
+		err = ETIMEDOUT;
+	else if (out)
+		*out = e->ctx;
+	e->taken = true;
+	unlink_slot(t, i);
+	sweep(t, now_ms, false);
+	return err;
+}
+
+/* Number of tokens held. */
+size_t tokens_count(const struct tokens *t)
+{
+	return t->live;
+}
+
+/* Writes 32 lower-case hex digits. */
+void tokens_hex(char out[2 * TOKEN_LEN + 1], const uint8_t token[TOKEN_LEN])
+{
+	static const char hx[] = "0123456789abcdef";
+
+	for (int i = 0; i < TOKEN_LEN; i++) {
+		out[2 * i] = hx[token[i] >> 4];
+		out[2 * i + 1] = hx[token[i] & 15];
+	}
+	out[2 * TOKEN_LEN] = '\0';
+}
+
+static int nibble(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Parses exactly 32 hex digits; EINVAL otherwise. */
+int tokens_unhex(uint8_t out[TOKEN_LEN], const char *hex)
+{
+	if (!hex || strlen(hex) != 2 * TOKEN_LEN)
+		return EINVAL;
+	for (int i = 0; i < TOKEN_LEN; i++) {
+		int a = nibble(hex[2 * i]), b = nibble(hex[2 * i + 1]);
+
+		if (a < 0 || b < 0)
+			return EINVAL;
+		out[i] = (uint8_t)(a << 4 | b);
+	}
+	return 0;
+}
