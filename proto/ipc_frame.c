@@ -1,0 +1,224 @@
+/* ipc_frame.c — encodes and decodes IPC frames (length prefix + Envelope);
+ * every byte a peer sends passes through ipc_frame_decode first. */
+#include "proto/ipc_frame.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static void set_cause(char **cause, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void set_cause(char **cause, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	if (!cause)
+		return;
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	free(*cause);
+	*cause = s;
+}
+
+/* Sets env to an empty Envelope of the current protocol version. */
+void ipc_envelope_init(Openum__Envelope *env)
+{
+	openum__envelope__init(env);
+	env->version = IPC_PROTOCOL_VERSION;
+}
+
+/* Packs env behind a 4-byte big-endian length into one malloc'd buffer. */
+int ipc_frame_encode(uint8_t **out, size_t *len, const Openum__Envelope *env)
+{
+	uint8_t *buf;
+	size_t n, packed;
+
+	if (!out || !len || !env || env->body_case == OPENUM__ENVELOPE__BODY__NOT_SET)
+		return EINVAL;
+	n = openum__envelope__get_packed_size(env);
+	if (n > IPC_FRAME_MAX)
+		return EMSGSIZE;
+	buf = malloc(IPC_FRAME_HDR + n);
+	if (!buf)
+		return ENOMEM;
+	buf[0] = (uint8_t)(n >> 24);
+	buf[1] = (uint8_t)(n >> 16);
+	buf[2] = (uint8_t)(n >> 8);
+	buf[3] = (uint8_t)n;
+	packed = openum__envelope__pack(env, buf + IPC_FRAME_HDR);
+	if (packed != n) {
+		/* get_packed_size and pack disagreeing is a protobuf-c bug. */
+		fprintf(stderr, "%s:%d: packed %zu bytes, expected %zu\n",
+			__FILE__, __LINE__, packed, n);
+		abort();
+	}
+	*out = buf;
+	*len = IPC_FRAME_HDR + n;
+	return 0;
+}
+
+static int wire_varint(const uint8_t *p, size_t n, size_t *pos, uint64_t *v)
+{
+	uint64_t r = 0;
+
+	for (unsigned shift = 0; shift <= 63; shift += 7) {
+		uint8_t b;
+
+		if (*pos >= n)
+			return EBADMSG;
+		b = p[(*pos)++];
+		r |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*v = r;
+			return 0;
+		}
+	}
+	return EBADMSG;
+}
+
+static int wire_skip(size_t n, size_t *pos, uint64_t count)
+{
+	if (count > n - *pos)
+		return EBADMSG;
+	*pos += (size_t)count;
+	return 0;
+}
+
+/* Walks the top level of a protobuf message looking for field 1 (version)
+ * without interpreting anything else. It lets a peer speaking another
+ * protocol version be told so even when its body no longer unpacks as ours.
+ * EBADMSG when the bytes are not well-formed protobuf wire format. */
+static int wire_find_version(const uint8_t *p, size_t n, int *found,
+			     uint64_t *version)
+{
+	size_t pos = 0;
+
+	*found = 0;
+	while (pos < n) {
+		uint64_t tag, v;
+		int err;
+
+		err = wire_varint(p, n, &pos, &tag);
+		if (err)
+			return err;
+		if ((tag >> 3) == 0 || (tag >> 3) > 0x1fffffff)
+			return EBADMSG;
+		switch (tag & 7) {
+		case 0: /* varint */
+			err = wire_varint(p, n, &pos, &v);
+			if (!err && (tag >> 3) == 1) {
+				*found = 1;
+				*version = v;
+			}
+			break;
+		case 1: /* 64-bit */
+			err = wire_skip(n, &pos, 8);
+			break;
+		case 2: /* length-delimited */
+			err = wire_varint(p, n, &pos, &v);
+			if (!err)
+				err = wire_skip(n, &pos, v);
+			break;
+		case 5: /* 32-bit */
+			err = wire_skip(n, &pos, 4);
+			break;
+		default: /* groups (3, 4) and reserved types: protobuf-c refuses them */
+			return EBADMSG;
+		}
+		if (err)
+			return err;
+		if ((tag >> 3) == 1 && (tag & 7) != 0)
+			return EBADMSG;
+	}
+	return 0;
+}
+
+/* Decodes the first frame of buf; see ipc_frame.h for the result codes. */
+int ipc_frame_decode_cause(Openum__Envelope **out, const uint8_t *buf,
+			   size_t len, size_t *consumed, char **cause)
+{
+	Openum__Envelope *env;
+	const uint8_t *body;
+	uint32_t blen;
+	uint64_t version = 0;
+	int found, err;
+
+	if (!out || !consumed || (!buf && len))
+		return EINVAL;
+	*consumed = 0;
+	if (len < IPC_FRAME_HDR)
+		return EAGAIN;
+	blen = (uint32_t)buf[0] << 24 | (uint32_t)buf[1] << 16 |
+	       (uint32_t)buf[2] << 8 | (uint32_t)buf[3];
+	if (blen > IPC_FRAME_MAX) {
+		set_cause(cause, "frame of %lu bytes exceeds %d",
+			  (unsigned long)blen, IPC_FRAME_MAX);
+		return EMSGSIZE;
+	}
+	if (len - IPC_FRAME_HDR < blen)
+		return EAGAIN;
+	body = buf + IPC_FRAME_HDR;
+	*consumed = IPC_FRAME_HDR + (size_t)blen;
+	if (blen == 0) {
+		set_cause(cause, "empty frame");
+		return EBADMSG;
+	}
+	err = wire_find_version(body, blen, &found, &version);
+	if (err) {
+		set_cause(cause, "undecodable frame");
+		return EBADMSG;
+	}
+	if (!found) {
+		set_cause(cause, "frame without protocol version (want %d)",
+			  IPC_PROTOCOL_VERSION);
+		return EPROTO;
+	}
+	if (version != IPC_PROTOCOL_VERSION) {
+		set_cause(cause, "protocol version %llu not supported (want %d)",
+			  (unsigned long long)version, IPC_PROTOCOL_VERSION);
+		return EPROTO;
+	}
+	env = openum__envelope__unpack(NULL, blen, body);
+	if (!env) {
+		set_cause(cause, "undecodable frame");
+		return EBADMSG;
+	}
+	if (env->body_case == OPENUM__ENVELOPE__BODY__NOT_SET) {
+		openum__envelope__free_unpacked(env, NULL);
+		set_cause(cause, "frame without a body");
+		return EBADMSG;
+	}
+	*out = env;
+	return 0;
+}
+
+/* ipc_frame_decode_cause without the reason. */
+int ipc_frame_decode(Openum__Envelope **out, const uint8_t *buf, size_t len,
+		     size_t *consumed)
+{
+	return ipc_frame_decode_cause(out, buf, len, consumed, NULL);
+}
+
+/* Body names for log lines. */
+const char *ipc_body_name(Openum__Envelope__BodyCase body)
+{
+	switch (body) {
+	case OPENUM__ENVELOPE__BODY__NOT_SET:          return "none";
+	case OPENUM__ENVELOPE__BODY_HELLO:             return "hello";
+	case OPENUM__ENVELOPE__BODY_SERVICE_REGISTER:  return "service_register";
+	case OPENUM__ENVELOPE__BODY_SERVICE_STATUS:    return "service_status";
+	case OPENUM__ENVELOPE__BODY_CALL_ROUTED:       return "call_routed";
+	case OPENUM__ENVELOPE__BODY_CALL_ROUTED_ACK:   return "call_routed_ack";
+	case OPENUM__ENVELOPE__BODY_CONFIG_CHANGED:    return "config_changed";
+	case OPENUM__ENVELOPE__BODY_CONFIG_APPLIED:    return "config_applied";
+	case OPENUM__ENVELOPE__BODY_STATUS_REQUEST:    return "status_request";
+	case OPENUM__ENVELOPE__BODY_STATUS_REPLY:      return "status_reply";
+	case OPENUM__ENVELOPE__BODY_ERROR:             return "error";
+	default:                                       return "unknown";
+	}
+}

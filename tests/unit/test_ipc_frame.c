@@ -1,0 +1,488 @@
+/* test_ipc_frame.c — the IPC frame codec: round trips, reassembly, and every
+ * way a peer's bytes can be refused. */
+#include "proto/ipc_frame.h"
+#include "tests/unit/unit.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+int test_ipc_frame_roundtrip(void);
+int test_ipc_frame_two_frames(void);
+int test_ipc_frame_bytewise(void);
+int test_ipc_frame_truncated(void);
+int test_ipc_frame_oversized(void);
+int test_ipc_frame_wrong_version(void);
+int test_ipc_frame_garbage(void);
+int test_ipc_frame_zero_length(void);
+int test_ipc_frame_no_body(void);
+int test_ipc_frame_body_name(void);
+
+/* Storage for one envelope of each body type. */
+struct bodies {
+	Openum__Hello hello;
+	Openum__SipEndpoint ep4, ep6, *eps[2];
+	Openum__ServiceRegister reg;
+	Openum__ServiceStatus status;
+	uint8_t token[16];
+	Openum__CallRouted routed;
+	Openum__CallRoutedAck ack;
+	Openum__ConfigChanged changed;
+	Openum__ConfigApplied applied;
+	Openum__StatusRequest sreq;
+	Openum__InstanceStatus inst, *insts[1];
+	Openum__StatusReply sreply;
+	Openum__Error error;
+};
+
+static const Openum__Envelope__BodyCase all_cases[] = {
+	OPENUM__ENVELOPE__BODY_HELLO,
+	OPENUM__ENVELOPE__BODY_SERVICE_REGISTER,
+	OPENUM__ENVELOPE__BODY_SERVICE_STATUS,
+	OPENUM__ENVELOPE__BODY_CALL_ROUTED,
+	OPENUM__ENVELOPE__BODY_CALL_ROUTED_ACK,
+	OPENUM__ENVELOPE__BODY_CONFIG_CHANGED,
+	OPENUM__ENVELOPE__BODY_CONFIG_APPLIED,
+	OPENUM__ENVELOPE__BODY_STATUS_REQUEST,
+	OPENUM__ENVELOPE__BODY_STATUS_REPLY,
+	OPENUM__ENVELOPE__BODY_ERROR,
+};
+
+static void bodies_init(struct bodies *b)
+{
+	openum__hello__init(&b->hello);
+	b->hello.role = OPENUM__ROLE__ROLE_UMSERVICE;
+	b->hello.pid = 4242;
+	b->hello.software = "openum-test";
+
+	openum__sip_endpoint__init(&b->ep4);
+	b->ep4.family = OPENUM__ADDRESS_FAMILY__AF_IPV4;
+	b->ep4.transport = OPENUM__TRANSPORT__TRANSPORT_TCP;
+	b->ep4.host = "127.0.0.1";
+	b->ep4.port = 5062;
+	openum__sip_endpoint__init(&b->ep6);
+	b->ep6.family = OPENUM__ADDRESS_FAMILY__AF_IPV6;
+	b->ep6.transport = OPENUM__TRANSPORT__TRANSPORT_TLS;
+	b->ep6.host = "::1";
+	b->ep6.port = 5063;
+	b->eps[0] = &b->ep4;
+	b->eps[1] = &b->ep6;
+
+	openum__service_register__init(&b->reg);
+	b->reg.instance_id = "um1";
+	b->reg.n_endpoints = 2;
+	b->reg.endpoints = b->eps;
+	b->reg.max_calls_allowed = 100;
+	b->reg.fqdn = "um1.example.test";
+	b->reg.pid = 77;
+
+	openum__service_status__init(&b->status);
+	b->status.active_calls = 3;
+	b->status.accepting = 1;
+
+	for (size_t i = 0; i < sizeof b->token; i++)
+		b->token[i] = (uint8_t)(i * 17);
+	openum__call_routed__init(&b->routed);
+	b->routed.token.data = b->token;
+	b->routed.token.len = sizeof b->token;
+	b->routed.call_id = "abc@gw";
+	b->routed.kind = OPENUM__CALL_KIND__CALL_KIND_SUBSCRIBER_ACCESS;
+	b->routed.mailbox = "1001";
+	b->routed.dial_plan = "dp1";
+	b->routed.gateway = "gw1";
+	b->routed.caller = "sip:+15550100@gw";
+	b->routed.expires_unix_ms = 1700000000123ULL;
+
+	openum__call_routed_ack__init(&b->ack);
+	b->ack.token.data = b->token;
+	b->ack.token.len = sizeof b->token;
+	b->ack.accepted = 1;
+	b->ack.reason = "ok";
+
+	openum__config_changed__init(&b->changed);
+	b->changed.object = "umipgateway";
+	b->changed.reason = "set-umipgateway gw1";
+
+	openum__config_applied__init(&b->applied);
+	b->applied.instances_notified = 2;
+
+	openum__status_request__init(&b->sreq);
+
+	openum__instance_status__init(&b->inst);
+	b->inst.instance_id = "um1";
+	b->inst.pid = 77;
+	b->inst.n_endpoints = 2;
+	b->inst.endpoints = b->eps;
+	b->inst.calls_routed = 12345678901ULL;
+	b->insts[0] = &b->inst;
+	openum__status_reply__init(&b->sreply);
+	b->sreply.router_pid = 1;
+	b->sreply.n_instances = 1;
+	b->sreply.instances = b->insts;
+	b->sreply.started_unix_ms = 99;
+
+	openum__error__init(&b->error);
+	b->error.code = EPROTO;
+	b->error.message = "protocol version 7 not supported (want 1)";
+}
+
+static void env_set(Openum__Envelope *env, struct bodies *b,
+		    Openum__Envelope__BodyCase bc)
+{
+	ipc_envelope_init(env);
+	env->body_case = bc;
+	switch (bc) {
+	case OPENUM__ENVELOPE__BODY_HELLO: env->hello = &b->hello; break;
+	case OPENUM__ENVELOPE__BODY_SERVICE_REGISTER: env->service_register = &b->reg; break;
+	case OPENUM__ENVELOPE__BODY_SERVICE_STATUS: env->service_status = &b->status; break;
+	case OPENUM__ENVELOPE__BODY_CALL_ROUTED: env->call_routed = &b->routed; break;
+	case OPENUM__ENVELOPE__BODY_CALL_ROUTED_ACK: env->call_routed_ack = &b->ack; break;
+	case OPENUM__ENVELOPE__BODY_CONFIG_CHANGED: env->config_changed = &b->changed; break;
+	case OPENUM__ENVELOPE__BODY_CONFIG_APPLIED: env->config_applied = &b->applied; break;
+	case OPENUM__ENVELOPE__BODY_STATUS_REQUEST: env->status_request = &b->sreq; break;
+	case OPENUM__ENVELOPE__BODY_STATUS_REPLY: env->status_reply = &b->sreply; break;
+	case OPENUM__ENVELOPE__BODY_ERROR: env->error = &b->error; break;
+	default: break;
+	}
+}
+
+/* Field-level checks of one decoded body against what bodies_init set. */
+static int check_body(const Openum__Envelope *d)
+{
+	switch (d->body_case) {
+	case OPENUM__ENVELOPE__BODY_HELLO:
+		UT_ASSERT_INT(d->hello->role, OPENUM__ROLE__ROLE_UMSERVICE);
+		UT_ASSERT_INT(d->hello->pid, 4242);
+		UT_ASSERT_STR(d->hello->software, "openum-test");
+		break;
+	case OPENUM__ENVELOPE__BODY_SERVICE_REGISTER:
+		UT_ASSERT_STR(d->service_register->instance_id, "um1");
+		UT_ASSERT_INT(d->service_register->n_endpoints, 2);
+		UT_ASSERT_STR(d->service_register->endpoints[1]->host, "::1");
+		UT_ASSERT_INT(d->service_register->endpoints[1]->port, 5063);
+		UT_ASSERT_INT(d->service_register->endpoints[1]->transport,
+			      OPENUM__TRANSPORT__TRANSPORT_TLS);
+		UT_ASSERT_INT(d->service_register->max_calls_allowed, 100);
+		break;
+	case OPENUM__ENVELOPE__BODY_SERVICE_STATUS:
+		UT_ASSERT_INT(d->service_status->active_calls, 3);
+		UT_ASSERT_INT(d->service_status->accepting, 1);
+		break;
+	case OPENUM__ENVELOPE__BODY_CALL_ROUTED:
+		UT_ASSERT_INT(d->call_routed->token.len, 16);
+		UT_ASSERT_INT(d->call_routed->token.data[15], (15 * 17) & 0xff);
+		UT_ASSERT_INT(d->call_routed->kind,
+			      OPENUM__CALL_KIND__CALL_KIND_SUBSCRIBER_ACCESS);
+		UT_ASSERT_STR(d->call_routed->caller, "sip:+15550100@gw");
+		UT_ASSERT_INT(d->call_routed->expires_unix_ms, 1700000000123ULL);
+		break;
+	case OPENUM__ENVELOPE__BODY_CALL_ROUTED_ACK:
+		UT_ASSERT_INT(d->call_routed_ack->accepted, 1);
+		UT_ASSERT_STR(d->call_routed_ack->reason, "ok");
+		break;
+	case OPENUM__ENVELOPE__BODY_CONFIG_CHANGED:
+		UT_ASSERT_STR(d->config_changed->object, "umipgateway");
+		break;
+	case OPENUM__ENVELOPE__BODY_CONFIG_APPLIED:
+		UT_ASSERT_INT(d->config_applied->instances_notified, 2);
+		break;
+	case OPENUM__ENVELOPE__BODY_STATUS_REQUEST:
+		UT_ASSERT(d->status_request != NULL);
+		break;
+	case OPENUM__ENVELOPE__BODY_STATUS_REPLY:
+		UT_ASSERT_INT(d->status_reply->n_instances, 1);
+		UT_ASSERT_INT(d->status_reply->instances[0]->calls_routed,
+			      12345678901ULL);
+		UT_ASSERT_INT(d->status_reply->instances[0]->n_endpoints, 2);
+		break;
+	case OPENUM__ENVELOPE__BODY_ERROR:
+		UT_ASSERT_INT(d->error->code, EPROTO);
+		UT_ASSERT_STR(d->error->message,
+			      "protocol version 7 not supported (want 1)");
+		break;
+	default:
+		UT_ASSERT(!"unexpected body");
+	}
+	return 0;
+}
+
+int test_ipc_frame_roundtrip(void)
+{
+	struct bodies b;
+
+	bodies_init(&b);
+	for (size_t i = 0; i < sizeof all_cases / sizeof all_cases[0]; i++) {
+		Openum__Envelope env, *d = NULL;
+		uint8_t *buf = NULL;
+		size_t len = 0, used = 0;
+
+		env_set(&env, &b, all_cases[i]);
+		UT_ASSERT_INT(ipc_frame_encode(&buf, &len, &env), 0);
+		UT_ASSERT(len > IPC_FRAME_HDR);
+		UT_ASSERT_INT(((size_t)buf[0] << 24 | (size_t)buf[1] << 16 |
+			       (size_t)buf[2] << 8 | buf[3]),
+			      len - IPC_FRAME_HDR);
+		UT_ASSERT_INT(ipc_frame_decode(&d, buf, len, &used), 0);
+		UT_ASSERT_INT(used, len);
+		UT_ASSERT_INT(d->version, IPC_PROTOCOL_VERSION);
+		UT_ASSERT_INT(d->body_case, all_cases[i]);
+		if (check_body(d)) {
+			fprintf(stderr, "  body %s\n", ipc_body_name(all_cases[i]));
+			return 1;
+		}
+		openum__envelope__free_unpacked(d, NULL);
+		free(buf);
+	}
+	return 0;
+}
+
+int test_ipc_frame_two_frames(void)
+{
+	struct bodies b;
+	Openum__Envelope e1, e2, *d = NULL;
+	uint8_t *f1, *f2, both[512];
+	size_t l1, l2, used;
+
+	bodies_init(&b);
+	env_set(&e1, &b, OPENUM__ENVELOPE__BODY_HELLO);
+	env_set(&e2, &b, OPENUM__ENVELOPE__BODY_CONFIG_CHANGED);
+	UT_ASSERT_INT(ipc_frame_encode(&f1, &l1, &e1), 0);
+	UT_ASSERT_INT(ipc_frame_encode(&f2, &l2, &e2), 0);
+	UT_ASSERT(l1 + l2 <= sizeof both);
+	memcpy(both, f1, l1);
+	memcpy(both + l1, f2, l2);
+
+	UT_ASSERT_INT(ipc_frame_decode(&d, both, l1 + l2, &used), 0);
+	UT_ASSERT_INT(used, l1);
+	UT_ASSERT_INT(d->body_case, OPENUM__ENVELOPE__BODY_HELLO);
+	openum__envelope__free_unpacked(d, NULL);
+	d = NULL;
+	UT_ASSERT_INT(ipc_frame_decode(&d, both + used, l1 + l2 - used, &used), 0);
+	UT_ASSERT_INT(used, l2);
+	UT_ASSERT_INT(d->body_case, OPENUM__ENVELOPE__BODY_CONFIG_CHANGED);
+	UT_ASSERT_STR(d->config_changed->object, "umipgateway");
+	openum__envelope__free_unpacked(d, NULL);
+	/* Nothing left: EAGAIN, not an error. */
+	d = NULL;
+	UT_ASSERT_INT(ipc_frame_decode(&d, both, 0, &used), EAGAIN);
+	UT_ASSERT(d == NULL);
+	free(f1);
+	free(f2);
+	return 0;
+}
+
+int test_ipc_frame_bytewise(void)
+{
+	struct bodies b;
+	Openum__Envelope env, *d = NULL;
+	uint8_t *f;
+	size_t len, used = 99;
+
+	bodies_init(&b);
+	env_set(&env, &b, OPENUM__ENVELOPE__BODY_SERVICE_REGISTER);
+	UT_ASSERT_INT(ipc_frame_encode(&f, &len, &env), 0);
+	for (size_t n = 0; n < len; n++) {
+		UT_ASSERT_INT(ipc_frame_decode(&d, f, n, &used), EAGAIN);
+		UT_ASSERT_INT(used, 0);
+		UT_ASSERT(d == NULL);
+	}
+	UT_ASSERT_INT(ipc_frame_decode(&d, f, len, &used), 0);
+	UT_ASSERT_INT(used, len);
+	UT_ASSERT(check_body(d) == 0);
+	openum__envelope__free_unpacked(d, NULL);
+	free(f);
+	return 0;
+}
+
+int test_ipc_frame_truncated(void)
+{
+	struct bodies b;
+	Openum__Envelope env, *d = NULL;
+	uint8_t *f;
+	size_t len, used;
+
+	bodies_init(&b);
+	env_set(&env, &b, OPENUM__ENVELOPE__BODY_CALL_ROUTED);
+	UT_ASSERT_INT(ipc_frame_encode(&f, &len, &env), 0);
+	/* The body is cut short: the header says more is coming. */
+	UT_ASSERT_INT(ipc_frame_decode(&d, f, len - 1, &used), EAGAIN);
+	UT_ASSERT_INT(used, 0);
+	/* A header that lies short: the body ends inside a field. */
+	f[3] = (uint8_t)(f[3] - 3);
+	UT_ASSERT_INT(ipc_frame_decode(&d, f, len, &used), EBADMSG);
+	UT_ASSERT_INT(used, len - 3);
+	UT_ASSERT(d == NULL);
+	free(f);
+	return 0;
+}
+
+int test_ipc_frame_oversized(void)
+{
+	static const uint8_t big[] = {0x00, 0x01, 0x86, 0xa0, 0x08, 0x01}; /* 100000 */
+	uint8_t max_hdr[] = {0x00, 0x01, 0x00, 0x00, 0x08, 0x01}; /* 65536 */
+	Openum__Envelope env, *d = NULL;
+	Openum__ConfigChanged cc = OPENUM__CONFIG_CHANGED__INIT;
+	char *cause = NULL, *huge;
+	uint8_t *f = NULL;
+	size_t used = 99, len = 0;
+
+	UT_ASSERT_INT(ipc_frame_decode_cause(&d, big, sizeof big, &used, &cause),
+		      EMSGSIZE);
+	UT_ASSERT_INT(used, 0);
+	UT_ASSERT(d == NULL);
+	UT_ASSERT_STR(cause, "frame of 100000 bytes exceeds 65536");
+	free(cause);
+	/* Refused as soon as the header is there, without waiting for it. */
+	UT_ASSERT_INT(ipc_frame_decode(&d, big, 4, &used), EMSGSIZE);
+	/* Exactly the maximum is fine: it just waits for the body. */
+	UT_ASSERT_INT(ipc_frame_decode(&d, max_hdr, sizeof max_hdr, &used), EAGAIN);
+	max_hdr[3] = 1; /* 65537 */
+	UT_ASSERT_INT(ipc_frame_decode(&d, max_hdr, sizeof max_hdr, &used), EMSGSIZE);
+	/* The encoder refuses to produce one. */
+	huge = malloc(IPC_FRAME_MAX + 1);
+	UT_ASSERT(huge != NULL);
+	memset(huge, 'x', IPC_FRAME_MAX);
+	huge[IPC_FRAME_MAX] = '\0';
+	cc.object = huge;
+	ipc_envelope_init(&env);
+	env.body_case = OPENUM__ENVELOPE__BODY_CONFIG_CHANGED;
+	env.config_changed = &cc;
+	UT_ASSERT_INT(ipc_frame_encode(&f, &len, &env), EMSGSIZE);
+	UT_ASSERT(f == NULL);
+	/* ... while a body of exactly IPC_FRAME_MAX goes through both ways.
+	 * Envelope overhead: version 2 bytes, tag+len 4, object tag+len 4. */
+	huge[IPC_FRAME_MAX - 10] = '\0';
+	UT_ASSERT_INT(ipc_frame_encode(&f, &len, &env), 0);
+	UT_ASSERT_INT(len, IPC_FRAME_HDR + IPC_FRAME_MAX);
+	UT_ASSERT_INT(ipc_frame_decode(&d, f, len, &used), 0);
+	UT_ASSERT_INT(strlen(d->config_changed->object), IPC_FRAME_MAX - 10);
+	openum__envelope__free_unpacked(d, NULL);
+	free(f);
+	free(huge);
+	return 0;
+}
+
+int test_ipc_frame_wrong_version(void)
+{
+	struct bodies b;
+	Openum__Envelope env, *d = NULL;
+	uint8_t *f;
+	size_t len, used;
+	char *cause = NULL;
+	/* Version 2 with a body field this side does not know (field 30). */
+	static const uint8_t newer[] = {0, 0, 0, 5, 0x08, 0x02, 0xf2, 0x01, 0x00};
+	/* A Hello without the version field. */
+	static const uint8_t unversioned[] = {0, 0, 0, 4, 0x52, 0x02, 0x08, 0x01};
+
+	bodies_init(&b);
+	env_set(&env, &b, OPENUM__ENVELOPE__BODY_HELLO);
+	env.version = 7;
+	UT_ASSERT_INT(ipc_frame_encode(&f, &len, &env), 0);
+	UT_ASSERT_INT(ipc_frame_decode_cause(&d, f, len, &used, &cause), EPROTO);
+	UT_ASSERT(d == NULL);
+	UT_ASSERT_INT(used, len);
+	UT_ASSERT_STR(cause, "protocol version 7 not supported (want 1)");
+	free(cause);
+	cause = NULL;
+	free(f);
+
+	UT_ASSERT_INT(ipc_frame_decode_cause(&d, newer, sizeof newer, &used,
+					     &cause), EPROTO);
+	UT_ASSERT_STR(cause, "protocol version 2 not supported (want 1)");
+	free(cause);
+	cause = NULL;
+
+	UT_ASSERT_INT(ipc_frame_decode_cause(&d, unversioned, sizeof unversioned,
+					     &used, &cause), EPROTO);
+	UT_ASSERT_INT(used, sizeof unversioned);
+	UT_ASSERT(cause && strstr(cause, "without protocol version"));
+	free(cause);
+	UT_ASSERT(d == NULL);
+	return 0;
+}
+
+int test_ipc_frame_garbage(void)
+{
+	/* 0xff... is an unterminated varint tag. */
+	static const uint8_t g1[] = {0, 0, 0, 4, 0xff, 0xff, 0xff, 0xff};
+	/* Version 1, then Hello (field 10) whose length overruns the frame. */
+	static const uint8_t g2[] = {0, 0, 0, 4, 0x08, 0x01, 0x52, 0x09};
+	/* Version 1, then field 10 as a varint: the wrong wire type. */
+	static const uint8_t g3[] = {0, 0, 0, 4, 0x08, 0x01, 0x50, 0x01};
+	/* A start-group wire type. */
+	static const uint8_t g4[] = {0, 0, 0, 3, 0x08, 0x01, 0x0b};
+	/* Version 1, Hello containing garbage. */
+	static const uint8_t g5[] = {0, 0, 0, 6, 0x08, 0x01, 0x52, 0x02, 0xff, 0xff};
+	const struct { const uint8_t *p; size_t n; } cases[] = {
+		{g1, sizeof g1}, {g2, sizeof g2}, {g3, sizeof g3},
+		{g4, sizeof g4}, {g5, sizeof g5},
+	};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		Openum__Envelope *d = NULL;
+		size_t used = 0;
+		char *cause = NULL;
+		int rc = ipc_frame_decode_cause(&d, cases[i].p, cases[i].n,
+						&used, &cause);
+
+		if (rc != EBADMSG)
+			fprintf(stderr, "  garbage case %zu\n", i);
+		UT_ASSERT_INT(rc, EBADMSG);
+		UT_ASSERT(d == NULL);
+		UT_ASSERT_INT(used, cases[i].n);
+		UT_ASSERT_STR(cause, "undecodable frame");
+		free(cause);
+	}
+	return 0;
+}
+
+int test_ipc_frame_zero_length(void)
+{
+	static const uint8_t z[] = {0, 0, 0, 0, 0, 0, 0, 4};
+	Openum__Envelope *d = NULL;
+	size_t used = 0;
+	char *cause = NULL;
+
+	UT_ASSERT_INT(ipc_frame_decode_cause(&d, z, sizeof z, &used, &cause),
+		      EBADMSG);
+	UT_ASSERT_INT(used, 4);
+	UT_ASSERT(d == NULL);
+	UT_ASSERT_STR(cause, "empty frame");
+	free(cause);
+	return 0;
+}
+
+int test_ipc_frame_no_body(void)
+{
+	static const uint8_t nb[] = {0, 0, 0, 2, 0x08, 0x01};
+	Openum__Envelope env, *d = NULL;
+	uint8_t *f = NULL;
+	size_t len = 0, used = 0;
+	char *cause = NULL;
+
+	UT_ASSERT_INT(ipc_frame_decode_cause(&d, nb, sizeof nb, &used, &cause),
+		      EBADMSG);
+	UT_ASSERT_INT(used, sizeof nb);
+	UT_ASSERT(d == NULL);
+	UT_ASSERT_STR(cause, "frame without a body");
+	free(cause);
+	/* The encoder does not produce such frames... */
+	ipc_envelope_init(&env);
+	UT_ASSERT_INT(ipc_frame_encode(&f, &len, &env), EINVAL);
+	UT_ASSERT(f == NULL);
+	/* ... nor take NULLs. */
+	UT_ASSERT_INT(ipc_frame_encode(NULL, &len, &env), EINVAL);
+	UT_ASSERT_INT(ipc_frame_decode(NULL, nb, sizeof nb, &used), EINVAL);
+	UT_ASSERT_INT(ipc_frame_decode(&d, NULL, 4, &used), EINVAL);
+	return 0;
+}
+
+int test_ipc_frame_body_name(void)
+{
+	UT_ASSERT_STR(ipc_body_name(OPENUM__ENVELOPE__BODY__NOT_SET), "none");
+	UT_ASSERT_STR(ipc_body_name(OPENUM__ENVELOPE__BODY_HELLO), "hello");
+	UT_ASSERT_STR(ipc_body_name(OPENUM__ENVELOPE__BODY_STATUS_REPLY),
+		      "status_reply");
+	UT_ASSERT_STR(ipc_body_name(OPENUM__ENVELOPE__BODY_ERROR), "error");
+	UT_ASSERT_STR(ipc_body_name((Openum__Envelope__BodyCase)99), "unknown");
+	return 0;
+}
