@@ -13,7 +13,7 @@ PYTHON   ?= /usr/bin/python3
 STATE    ?= var
 OPT      ?= -O2
 
-PKGS_SIP    = sofia-sip-ua libuv
+PKGS_SIP    = sofia-sip-ua libuv libcares
 PKGS_IPC    = libprotobuf-c
 PKGS_DIR    = sqlite3 libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS_SIP) $(PKGS_IPC) $(PKGS_DIR) 2>/dev/null)
@@ -44,6 +44,8 @@ UMCTL_SRC  = $(wildcard umctl/*.c)
 PROTO_SRC  = $(filter-out proto/fuzz_%.c,$(wildcard proto/*.c))
 COMMON_ALL = $(wildcard common/*.c)
 UNIT_SRC   = $(wildcard tests/unit/*.c)
+# Process modules that are pure enough to unit-test.
+UNIT_EXTRA = umservice/tokens.c callrouter/registry.c callrouter/route.c callrouter/rtab.c
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
@@ -80,7 +82,7 @@ $(BUILD)/umservice: $(call obj,$(SERVICE_SRC) $(COMMON_ALL) $(PROTO_SRC) $(PROTO
 $(BUILD)/umctl: $(call obj,$(UMCTL_SRC) $(COMMON_ALL) $(PROTO_SRC) $(PROTO_C))
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_ALL)
 
-$(BUILD)/unit-tests: $(call obj,$(UNIT_SRC) $(COMMON_ALL) $(PROTO_SRC) $(PROTO_C) $(filter-out umctl/main.c,$(UMCTL_SRC)))
+$(BUILD)/unit-tests: $(call obj,$(UNIT_SRC) $(UNIT_EXTRA) $(COMMON_ALL) $(PROTO_SRC) $(PROTO_C) $(filter-out umctl/main.c,$(UMCTL_SRC)))
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_ALL)
 
 # Both services in the foreground on the state directory var/; Ctrl-C stops both.
@@ -102,7 +104,7 @@ test: test-deps all
 FUZZ_SECONDS ?= 20
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -I. -I$(BUILD)/gen $(PKG_CFLAGS) \
               -fsanitize=fuzzer,address,undefined
-FUZZERS = $(BUILD)/fuzz/fuzz_ipc_frame
+FUZZERS = $(BUILD)/fuzz/fuzz_ipc_frame $(BUILD)/fuzz/fuzz_sipuri
 fuzz: $(FUZZERS)
 	@for f in $(FUZZERS); do \
 	  n=$$(basename $$f); mkdir -p $(BUILD)/fuzz/corpus-$$n; \
@@ -113,6 +115,10 @@ fuzz: $(FUZZERS)
 $(BUILD)/fuzz/fuzz_ipc_frame: tests/fuzz/fuzz_ipc_frame.c $(PROTO_SRC) $(PROTO_C) common/log.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $^ $(call libs,$(PKGS_IPC))
+
+$(BUILD)/fuzz/fuzz_sipuri: tests/fuzz/fuzz_sipuri.c common/sipuri.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $^
 
 clean:
 	rm -rf $(BUILD)
