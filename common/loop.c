@@ -19,8 +19,13 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
+
+#include <sofia-sip/su_log.h>
 
 struct loop {
 	su_root_t *root;
@@ -41,6 +46,37 @@ static int uv_fd_ready(su_root_magic_t *magic, su_wait_t *w,
 	return 0;
 }
 
+/* sofia-sip writes its own diagnostics ("tport: Bad message", bind errors)
+ * straight to stderr, sometimes a line in several calls; route them through
+ * our log so every line has a time, a level and a module. */
+static void sofia_log(void *stream, char const *fmt, va_list ap)
+{
+	static char line[1024];
+	static size_t used;
+	char *nl;
+
+	(void)stream;
+	if (used < sizeof line - 1) {
+		int n = vsnprintf(line + used, sizeof line - used, fmt, ap);
+
+		if (n > 0)
+			used += (size_t)n < sizeof line - used ? (size_t)n
+							       : sizeof line - 1 - used;
+	}
+	while ((nl = memchr(line, '\n', used)) != NULL) {
+		*nl = '\0';
+		if (nl != line)
+			log_write(LOG_LEVEL_INFO, "sofia", "%s", line);
+		used -= (size_t)(nl + 1 - line);
+		memmove(line, nl + 1, used);
+	}
+	if (used >= sizeof line - 1) {
+		line[used] = '\0';
+		log_write(LOG_LEVEL_INFO, "sofia", "%s", line);
+		used = 0;
+	}
+}
+
 /* Creates su_root and the embedded libuv loop. Calls su_init() once. */
 int loop_alloc(struct loop **out)
 {
@@ -53,6 +89,7 @@ int loop_alloc(struct loop **out)
 	if (!su_ready) {
 		if (su_init() != 0)
 			return ENOMEM;
+		su_log_redirect(su_log_default, sofia_log, NULL);
 		su_ready = true;
 	}
 	l = calloc(1, sizeof *l);
