@@ -1,0 +1,50 @@
+/* ctl_args.h — umctl's verbs and the parsing of its command line into
+ * (verb, identity, parameters): a pure function, no I/O, unit-tested. */
+#ifndef OPENUM_CTL_ARGS_H
+#define OPENUM_CTL_ARGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "common/directory.h"
+
+enum ctl_action {
+	CTL_ACT_NEW,
+	CTL_ACT_SET,
+	CTL_ACT_GET,
+	CTL_ACT_REMOVE,
+	CTL_ACT_ENABLE,  /* enable-ummailbox: a "new" that may re-enable */
+	CTL_ACT_DISABLE, /* disable-ummailbox */
+	CTL_ACT_STATUS,  /* status, get-umactivecalls: asks the router */
+};
+
+struct ctl_verb {
+	const char *name;        /* "new-umipgateway" */
+	enum ctl_action action;
+	enum dir_obj_type type;  /* unused for CTL_ACT_STATUS */
+	const char *summary;
+};
+
+#define CTL_MAX_PARAMS 32
+
+/* A parsed command line. Strings point into argv (or are static). */
+struct ctl_args {
+	const char *state_dir;         /* --state-dir, NULL if not given */
+	bool json;                     /* --json */
+	bool help;                     /* --help / -h */
+	const struct ctl_verb *verb;   /* NULL only with help */
+	const char *identity;          /* --identity / --name on set/get/remove */
+	const char *extension;         /* mailbox identity on set/get/disable */
+	const char *dialplan;          /* mailbox identity: --umdialplan */
+	struct dir_param params[CTL_MAX_PARAMS]; /* names: canonical params */
+	size_t nparams;
+};
+
+int ctl_args_parse(struct ctl_args *out, int argc, char *const argv[],
+		   char **cause);
+const struct ctl_verb *ctl_verb_find(const char *name);
+bool ctl_verb_writes(const struct ctl_verb *v);
+void ctl_args_help(FILE *f, const struct ctl_verb *v);
+
+#endif

@@ -1,0 +1,317 @@
+/* ctl_out.c — formatting of umctl output. Text: one "Label  Value" line per
+ * field for one object, a table with a column per field for several.
+ * JSON: Exchange labels as keys, booleans as true/false, numbers as numbers,
+ * lists as arrays of strings. */
+#include "umctl/ctl_out.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* dir_obj_get callback: copies one object into a struct ctl_objs. */
+int ctl_out_collect_h(const struct dir_value *vals, size_t n, void *arg)
+{
+	struct ctl_objs *o = arg;
+	struct ctl_obj *ob;
+
+	if (o->n == o->cap) {
+		size_t cap = o->cap ? o->cap * 2 : 8;
+		struct ctl_obj *v = realloc(o->obj, cap * sizeof *v);
+
+		if (!v)
+			return ENOMEM;
+		o->obj = v;
+		o->cap = cap;
+	}
+	ob = &o->obj[o->n];
+	memset(ob, 0, sizeof *ob);
+	for (size_t i = 0; i < n && i < CTL_OUT_MAX_FIELDS; i++) {
+		ob->field[i] = vals[i].field;
+		ob->value[i] = strdup(vals[i].value ? vals[i].value : "");
+		if (!ob->value[i]) {
+			ob->n = i;
+			o->n++;
+			return ENOMEM;
+		}
+	}
+	ob->n = n < CTL_OUT_MAX_FIELDS ? n : CTL_OUT_MAX_FIELDS;
+	o->n++;
+	return 0;
+}
+
+/* Frees what ctl_out_collect_h gathered (not o itself). */
+void ctl_out_objs_free(struct ctl_objs *o)
+{
+	for (size_t i = 0; i < o->n; i++) {
+		for (size_t k = 0; k < o->obj[i].n; k++)
+			free(o->obj[i].value[k]);
+	}
+	free(o->obj);
+	memset(o, 0, sizeof *o);
+}
+
+/* Writes s as a JSON string: quotes, backslashes and control characters
+ * escaped, UTF-8 passed through. */
+void ctl_out_json_string(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)(s ? s : "");
+	     *p; p++) {
+		switch (*p) {
+		case '"':
+			fputs("\\\"", f);
+			break;
+		case '\\':
+			fputs("\\\\", f);
+			break;
+		case '\n':
+			fputs("\\n", f);
+			break;
+		case '\r':
+			fputs("\\r", f);
+			break;
+		case '\t':
+			fputs("\\t", f);
+			break;
+		default:
+			if (*p < 0x20 || *p == 0x7f)
+				fprintf(f, "\\u%04x", *p);
+			else
+				fputc(*p, f);
+		}
+	}
+	fputc('"', f);
+}
+
+static void json_value(FILE *f, const struct dir_field *fd, const char *v)
+{
+	switch (fd->kind) {
+	case DIR_KIND_BOOL:
+		fputs(strcmp(v, "True") == 0 ? "true" : "false", f);
+		return;
+	case DIR_KIND_INT:
+		if (*v && strspn(v, "0123456789-") == strlen(v)) {
+			fputs(v, f);
+			return;
+		}
+		break;
+	case DIR_KIND_LIST: {
+		const char *p = v;
+		bool first = true;
+
+		fputc('[', f);
+		while (*p) {
+			size_t n = strcspn(p, ",");
+			char item[1024];
+
+			snprintf(item, sizeof item, "%.*s", (int)n, p);
+			if (!first)
+				fputc(',', f);
+			ctl_out_json_string(f, item);
+			first = false;
+			p += n + (p[n] == ',');
+		}
+		fputc(']', f);
+		return;
+	}
+	default:
+		break;
+	}
+	ctl_out_json_string(f, v);
+}
+
+static void json_object(FILE *f, const struct ctl_obj *ob)
+{
+	fputc('{', f);
+	for (size_t i = 0; i < ob->n; i++) {
+		if (i)
+			fputc(',', f);
+		ctl_out_json_string(f, ob->field[i]->label);
+		fputc(':', f);
+		json_value(f, ob->field[i], ob->value[i]);
+	}
+	fputc('}', f);
+}
+
+/* Prints objects: single (a singleton or one named object) as one object,
+ * else as a list. Text lists are columns with a header line. */
+void ctl_out_objects(FILE *f, const struct ctl_objs *o, bool json,
+		     bool single)
+{
+	if (json) {
+		if (single && o->n == 1) {
+			json_object(f, &o->obj[0]);
+		} else {
+			fputc('[', f);
+			for (size_t i = 0; i < o->n; i++) {
+				if (i)
+					fputc(',', f);
+				json_object(f, &o->obj[i]);
+			}
+			fputc(']', f);
+		}
+		fputc('\n', f);
+		return;
+	}
+	if (o->n == 0)
+		return;
+	if (single && o->n == 1) {
+		const struct ctl_obj *ob = &o->obj[0];
+		size_t w = 0;
+
+		for (size_t i = 0; i < ob->n; i++) {
+			size_t l = strlen(ob->field[i]->label);
+
+			if (l > w)
+				w = l;
+		}
+		for (size_t i = 0; i < ob->n; i++) {
+			if (ob->value[i][0])
+				fprintf(f, "%-*s %s\n", (int)w,
+					ob->field[i]->label, ob->value[i]);
+			else
+				fprintf(f, "%s\n", ob->field[i]->label);
+		}
+		return;
+	}
+	{
+		const struct ctl_obj *h = &o->obj[0];
+		size_t w[CTL_OUT_MAX_FIELDS];
+
+		for (size_t k = 0; k < h->n; k++) {
+			w[k] = strlen(h->field[k]->label);
+			for (size_t i = 0; i < o->n; i++) {
+				size_t l = k < o->obj[i].n
+						   ? strlen(o->obj[i].value[k])
+						   : 0;
+
+				if (l > w[k])
+					w[k] = l;
+			}
+		}
+		for (size_t k = 0; k < h->n; k++) {
+			if (k + 1 < h->n)
+				fprintf(f, "%-*s  ", (int)w[k],
+					h->field[k]->label);
+			else
+				fprintf(f, "%s\n", h->field[k]->label);
+		}
+		for (size_t i = 0; i < o->n; i++) {
+			for (size_t k = 0; k < h->n && k < o->obj[i].n; k++) {
+				if (k + 1 < h->n)
+					fprintf(f, "%-*s  ", (int)w[k],
+						o->obj[i].value[k]);
+				else
+					fprintf(f, "%s\n", o->obj[i].value[k]);
+			}
+		}
+	}
+}
+
+static const char *family_name(Openum__AddressFamily af)
+{
+	switch (af) {
+	case OPENUM__ADDRESS_FAMILY__AF_IPV4:
+		return "IPv4";
+	case OPENUM__ADDRESS_FAMILY__AF_IPV6:
+		return "IPv6";
+	default:
+		return "unspec";
+	}
+}
+
+static const char *transport_name(Openum__Transport t)
+{
+	switch (t) {
+	case OPENUM__TRANSPORT__TRANSPORT_UDP:
+		return "udp";
+	case OPENUM__TRANSPORT__TRANSPORT_TCP:
+		return "tcp";
+	case OPENUM__TRANSPORT__TRANSPORT_TLS:
+		return "tls";
+	default:
+		return "unspec";
+	}
+}
+
+static void text_endpoints(FILE *f, Openum__SipEndpoint *const *ep, size_t n)
+{
+	if (n == 0)
+		fputs("(none)", f);
+	for (size_t i = 0; i < n; i++) {
+		bool v6 = ep[i]->family == OPENUM__ADDRESS_FAMILY__AF_IPV6 ||
+			  strchr(ep[i]->host ? ep[i]->host : "", ':');
+
+		fprintf(f, "%s%s %s%s%s:%u", i ? ", " : "",
+			transport_name(ep[i]->transport), v6 ? "[" : "",
+			ep[i]->host ? ep[i]->host : "", v6 ? "]" : "",
+			ep[i]->port);
+	}
+	fputc('\n', f);
+}
+
+static void json_endpoints(FILE *f, Openum__SipEndpoint *const *ep, size_t n)
+{
+	fputc('[', f);
+	for (size_t i = 0; i < n; i++) {
+		fprintf(f, "%s{\"family\":\"%s\",\"transport\":\"%s\","
+			   "\"host\":",
+			i ? "," : "", family_name(ep[i]->family),
+			transport_name(ep[i]->transport));
+		ctl_out_json_string(f, ep[i]->host);
+		fprintf(f, ",\"port\":%u}", ep[i]->port);
+	}
+	fputc(']', f);
+}
+
+/* Prints the router's status reply: its pid and endpoints, then each UM
+ * service instance. */
+void ctl_out_status(FILE *f, const Openum__StatusReply *r, bool json)
+{
+	if (json) {
+		fprintf(f, "{\"router\":{\"pid\":%u,\"endpoints\":",
+			r->router_pid);
+		json_endpoints(f, r->router_endpoints, r->n_router_endpoints);
+		fprintf(f, "},\"instances\":[");
+		for (size_t i = 0; i < r->n_instances; i++) {
+			const Openum__InstanceStatus *in = r->instances[i];
+
+			fprintf(f, "%s{\"instance_id\":", i ? "," : "");
+			ctl_out_json_string(f, in->instance_id);
+			fprintf(f, ",\"pid\":%u,\"endpoints\":", in->pid);
+			json_endpoints(f, in->endpoints, in->n_endpoints);
+			fprintf(f, ",\"max_calls_allowed\":%u,"
+				   "\"active_calls\":%u,\"accepting\":%s,"
+				   "\"calls_routed\":%llu,\"fqdn\":",
+				in->max_calls_allowed, in->active_calls,
+				in->accepting ? "true" : "false",
+				(unsigned long long)in->calls_routed);
+			ctl_out_json_string(f, in->fqdn);
+			fputc('}', f);
+		}
+		fprintf(f, "]}\n");
+		return;
+	}
+	fprintf(f, "umcallrouter\n  Pid              %u\n  Endpoints        ",
+		r->router_pid);
+	text_endpoints(f, r->router_endpoints, r->n_router_endpoints);
+	fprintf(f, "UM service instances: %zu\n", r->n_instances);
+	for (size_t i = 0; i < r->n_instances; i++) {
+		const Openum__InstanceStatus *in = r->instances[i];
+
+		fprintf(f, "  Instance         %s\n", in->instance_id);
+		fprintf(f, "  Pid              %u\n", in->pid);
+		fprintf(f, "  Endpoints        ");
+		text_endpoints(f, in->endpoints, in->n_endpoints);
+		fprintf(f, "  MaxCallsAllowed  %u\n", in->max_calls_allowed);
+		fprintf(f, "  ActiveCalls      %u\n", in->active_calls);
+		fprintf(f, "  Accepting        %s\n",
+			in->accepting ? "True" : "False (draining)");
+		fprintf(f, "  CallsRouted      %llu\n",
+			(unsigned long long)in->calls_routed);
+		if (in->fqdn && *in->fqdn)
+			fprintf(f, "  Fqdn             %s\n", in->fqdn);
+		if (i + 1 < r->n_instances)
+			fputc('\n', f);
+	}
+}
