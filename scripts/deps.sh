@@ -11,7 +11,7 @@ set -eu
 
 build="pkg-config gcc make libsofia-sip-ua-dev libuv1-dev libsrtp2-dev libsqlite3-dev
 libssl-dev libespeak-ng-dev espeak-ng-data libpocketsphinx-dev pocketsphinx-en-us
-libspeexdsp-dev libprotobuf-c-dev protobuf-c-compiler"
+libspeexdsp-dev libprotobuf-c-dev protobuf-c-compiler libc-ares-dev"
 test="sip-tester baresip-core dnsmasq-base python3-pytest iproute2 sqlite3 clang"
 bench="kamailio"
 

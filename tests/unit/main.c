@@ -12,6 +12,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#define UT_LEAK_CHECK() __lsan_do_recoverable_leak_check()
+#else
+#define UT_LEAK_CHECK() 0
+#endif
+
 #define TEST(name) int name(void);
 #include "tests/unit/tests.def"
 #undef TEST
@@ -53,6 +60,12 @@ static int run_one(int i, unsigned timeout_s)
 
 		alarm(timeout_s);
 		rc = tests[i].fn();
+		/* Children end with _exit(), which skips LeakSanitizer's exit
+		 * check: run it here so a sanitizer build catches leaks. */
+		if (UT_LEAK_CHECK() != 0) {
+			fprintf(stderr, "  %s: memory leaked\n", tests[i].name);
+			rc = 1;
+		}
 		if (tmpdir[0]) {
 			char cmd[300];
 			snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
