@@ -45,7 +45,7 @@ PROTO_SRC  = $(filter-out proto/fuzz_%.c,$(wildcard proto/*.c))
 COMMON_ALL = $(wildcard common/*.c)
 UNIT_SRC   = $(wildcard tests/unit/*.c)
 # Process modules that are pure enough to unit-test.
-UNIT_EXTRA = umservice/tokens.c callrouter/registry.c callrouter/route.c callrouter/rtab.c
+UNIT_EXTRA = umservice/tokens.c callrouter/registry.c callrouter/route.c
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 

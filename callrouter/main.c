@@ -2,10 +2,10 @@
  * IPAddressFamily, owns the IPC socket where UM service instances register
  * and umctl asks for status, and applies directory changes live. */
 #define LOG_MODULE "router"
-#include "callrouter/gwres.h"
+#include "common/gwres.h"
 #include "callrouter/registry.h"
 #include "callrouter/route.h"
-#include "callrouter/rtab.h"
+#include "common/rtab.h"
 #include "common/daemon.h"
 #include "common/directory.h"
 #include "common/ipc.h"
@@ -342,6 +342,11 @@ static void apply_protolog(struct router *r)
 	log_notice("protocol log: %s", want);
 }
 
+static struct rtab *router_table(void *arg)
+{
+	return route_table(arg);
+}
+
 /* Rebuilds the routing snapshot from the directory. */
 static int apply_routing(struct router *r, char **cause)
 {
@@ -443,7 +448,7 @@ int main(int argc, char **argv)
 	}
 	if ((err = loop_alloc(&r.loop)) != 0 || (err = reg_alloc(&r.reg)) != 0 ||
 	    (err = route_alloc(&r.route, loop_uv(r.loop), r.reg)) != 0 ||
-	    (err = gwres_alloc(&r.gwres, loop_uv(r.loop), r.route)) != 0) {
+	    (err = gwres_alloc(&r.gwres, loop_uv(r.loop), router_table, r.route)) != 0) {
 		log_error("cannot start: %s", strerror(err));
 		goto out;
 	}

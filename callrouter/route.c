@@ -14,7 +14,7 @@
  * a retransmission after the 302 is routed again with a fresh token. */
 #define LOG_MODULE "route"
 #include "callrouter/route.h"
-#include "callrouter/rtab.h"
+#include "common/rtab.h"
 #include "common/classify.h"
 #include "common/daemon.h"
 #include "common/ipc.h"

@@ -2,9 +2,8 @@
  * lookups has a generation number; an answer for an older generation (the
  * table was rebuilt meanwhile) is dropped. */
 #define LOG_MODULE "gwres"
-#include "callrouter/gwres.h"
-#include "callrouter/route.h"
-#include "callrouter/rtab.h"
+#include "common/gwres.h"
+#include "common/rtab.h"
 #include "common/log.h"
 #include "common/resolver.h"
 
@@ -24,7 +23,8 @@ struct lookup {
 
 struct gwres {
 	uv_loop_t *uv;
-	struct route *route;
+	gwres_table_h *table_h;
+	void *table_arg;
 	struct resolver *res;
 	char servers[512];
 	unsigned gen;
@@ -44,7 +44,7 @@ static void lookup_done(void *arg, int err, const struct resolver_addr *addrs,
 {
 	struct lookup *l = arg;
 	struct gwres *g = l->g;
-	struct rtab *t = route_table(g->route);
+	struct rtab *t = g->table_h(g->table_arg);
 
 	if (l->prev)
 		l->prev->next = l->next;
@@ -106,7 +106,8 @@ static void lookup_done(void *arg, int err, const struct resolver_addr *addrs,
 }
 
 /* Creates the resolver-backed updater (system DNS until configured). */
-int gwres_alloc(struct gwres **out, uv_loop_t *uv, struct route *route)
+int gwres_alloc(struct gwres **out, uv_loop_t *uv, gwres_table_h *table_h,
+		void *arg)
 {
 	struct gwres *g = calloc(1, sizeof *g);
 	int err;
@@ -114,7 +115,8 @@ int gwres_alloc(struct gwres **out, uv_loop_t *uv, struct route *route)
 	if (!g)
 		return ENOMEM;
 	g->uv = uv;
-	g->route = route;
+	g->table_h = table_h;
+	g->table_arg = arg;
 	err = resolver_alloc(&g->res, uv, "", NULL);
 	if (err) {
 		free(g);
@@ -145,7 +147,7 @@ int gwres_configure(struct gwres *g, const char *servers, char **cause)
 /* Looks every FQDN gateway up again. */
 void gwres_refresh(struct gwres *g)
 {
-	struct rtab *t = route_table(g->route);
+	struct rtab *t = g->table_h(g->table_arg);
 
 	g->gen++;
 	g->outstanding = 0;

@@ -3,7 +3,7 @@
  * gateway addresses are matched by a linear scan over packed 16-byte keys,
  * mailboxes by binary search over "dialplan\x1fextension" strings. */
 #define LOG_MODULE "rtab"
-#include "callrouter/rtab.h"
+#include "common/rtab.h"
 #include "common/log.h"
 #include "common/netaddr.h"
 
