@@ -2,6 +2,7 @@
  * of argv into a verb, its identity and its --param values, checked against
  * the directory's field descriptors; also the generated --help text. */
 #include "umctl/ctl_args.h"
+#include "common/vmstore.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -65,7 +66,47 @@ static const struct ctl_verb verbs[] = {
 	 "Show the running umcallrouter and its UM service instances."},
 	{"get-umactivecalls", CTL_ACT_STATUS, DIR_OBJ_COUNT,
 	 "Same as status (active calls per UM service instance)."},
+	{"get-voicemail", CTL_ACT_VM_GET, DIR_OBJ_COUNT,
+	 "List voice messages (all, or of --mailbox, --umdialplan, --state)."},
+	{"export-voicemail", CTL_ACT_VM_EXPORT, DIR_OBJ_COUNT,
+	 "Write one voice message (--id) to a WAV file (--out)."},
+	{"remove-voicemail", CTL_ACT_VM_REMOVE, DIR_OBJ_COUNT,
+	 "Mark a voice message (--id) deleted, or --purge it from the store."},
 };
+
+/* The parameters of the voicemail verbs (they act on voicemail.db, not on
+ * directory objects, so they have no directory field descriptors). */
+#define VM_GET (1u << CTL_ACT_VM_GET)
+#define VM_EXPORT (1u << CTL_ACT_VM_EXPORT)
+#define VM_REMOVE (1u << CTL_ACT_VM_REMOVE)
+
+enum vm_param_id { VMP_MAILBOX, VMP_DIALPLAN, VMP_STATE, VMP_ID, VMP_OUT,
+		   VMP_PURGE };
+
+static const struct vm_param {
+	enum vm_param_id id;
+	const char *name;
+	unsigned verbs;        /* VM_* bits */
+	bool is_switch;
+	const char *metavar;
+	const char *help;
+} vm_params[] = {
+	{VMP_MAILBOX, "mailbox", VM_GET, false, "EXT",
+	 "only the messages of this mailbox extension"},
+	{VMP_DIALPLAN, "umdialplan", VM_GET, false, "NAME",
+	 "only the messages of mailboxes in this UM dial plan"},
+	{VMP_STATE, "state", VM_GET, false, "new|saved|deleted|recording",
+	 "only the messages in this state"},
+	{VMP_ID, "id", VM_EXPORT | VM_REMOVE, false, "ID",
+	 "the message's Id, as get-voicemail shows it (required)"},
+	{VMP_OUT, "out", VM_EXPORT, false, "FILE.wav",
+	 "the WAV file to write (16-bit PCM, mono, 8000 Hz) (required)"},
+	{VMP_PURGE, "purge", VM_REMOVE, true, "",
+	 "remove the message and its audio from the store for good, "
+	 "instead of marking it deleted"},
+};
+
+#define NVM_PARAMS (sizeof vm_params / sizeof vm_params[0])
 
 #define NVERBS (sizeof verbs / sizeof verbs[0])
 
@@ -94,10 +135,19 @@ const struct ctl_verb *ctl_verb_find(const char *name)
 	return NULL;
 }
 
+/* Whether a verb acts on the voicemail store (STATE_DIR/voicemail.db). */
+bool ctl_verb_voicemail(const struct ctl_verb *v)
+{
+	return v && (v->action == CTL_ACT_VM_GET ||
+		     v->action == CTL_ACT_VM_EXPORT ||
+		     v->action == CTL_ACT_VM_REMOVE);
+}
+
 /* Whether a verb changes the directory (and so the router is told). */
 bool ctl_verb_writes(const struct ctl_verb *v)
 {
-	return v && v->action != CTL_ACT_GET && v->action != CTL_ACT_STATUS;
+	return v && v->action != CTL_ACT_GET && v->action != CTL_ACT_STATUS &&
+	       !ctl_verb_voicemail(v);
 }
 
 /* Which identity params a verb takes: 0 none, 1 --identity/--name,
@@ -106,7 +156,8 @@ static int identity_style(const struct ctl_verb *v)
 {
 	const struct dir_objtype *ot = dir_objtype_get(v->type);
 
-	if (v->action == CTL_ACT_STATUS || !ot || ot->singleton ||
+	if (v->action == CTL_ACT_STATUS || ctl_verb_voicemail(v) || !ot ||
+	    ot->singleton ||
 	    v->action == CTL_ACT_NEW || v->action == CTL_ACT_ENABLE)
 		return 0;
 	return v->type == DIR_OBJ_MAILBOX ? 2 : 1;
@@ -139,6 +190,89 @@ static bool name_is(const char *name, size_t len, const char *want)
 	return strlen(want) == len && strncasecmp(name, want, len) == 0;
 }
 
+/* One parameter of a voicemail verb: --name value, --name=value, or a
+ * switch alone (--purge, or --purge=true|false). Checks the value. */
+static int vm_param(struct ctl_args *a, unsigned *seen, const char *name,
+		    size_t len, const char *value, int argc,
+		    char *const argv[], int *i, char **cause)
+{
+	const struct vm_param *p = NULL;
+	char *end;
+
+	for (size_t k = 0; k < NVM_PARAMS; k++) {
+		if ((vm_params[k].verbs & (1u << a->verb->action)) &&
+		    name_is(name, len, vm_params[k].name))
+			p = &vm_params[k];
+	}
+	if (!p) {
+		cause_set(cause, "--%.*s: not a parameter of %s (umctl %s "
+				 "--help lists them)",
+			  (int)len, name, a->verb->name, a->verb->name);
+		return EINVAL;
+	}
+	if (*seen & (1u << p->id)) {
+		cause_set(cause, "--%s: given twice", p->name);
+		return EINVAL;
+	}
+	*seen |= 1u << p->id;
+	if (p->is_switch) {
+		bool b = true;
+
+		if (value && dir_parse_bool(value, &b)) {
+			cause_set(cause, "--%s: \"%s\" is not true or false",
+				  p->name, value);
+			return EINVAL;
+		}
+		a->vm_purge = b;
+		return 0;
+	}
+	if (!value && *i + 1 < argc && strncmp(argv[*i + 1], "--", 2) != 0)
+		value = argv[++*i];
+	if (!value || !*value) {
+		cause_set(cause, "--%s: missing value (%s)", p->name,
+			  p->metavar);
+		return EINVAL;
+	}
+	switch (p->id) {
+	case VMP_MAILBOX:
+		a->vm_mailbox = value;
+		break;
+	case VMP_DIALPLAN:
+		a->dialplan = value;
+		break;
+	case VMP_STATE: {
+		enum vm_state st;
+
+		if (vmstore_state_parse(value, &st)) {
+			cause_set(cause, "--state: \"%s\" is not allowed "
+					 "(new, saved, deleted or recording)",
+				  value);
+			return EINVAL;
+		}
+		a->vm_state = vmstore_state_name(st);
+		break;
+	}
+	case VMP_ID:
+		errno = 0;
+		a->vm_id = strtoll(value, &end, 10);
+		if (errno || *end || a->vm_id <= 0 || value[0] < '0' ||
+		    value[0] > '9') {
+			a->vm_id = 0;
+			cause_set(cause, "--id: \"%s\" is not a message id "
+					 "(a positive number)",
+				  value);
+			return EINVAL;
+		}
+		break;
+	case VMP_OUT:
+		a->vm_out = value;
+		break;
+	case VMP_PURGE:
+		break;
+	}
+	return 0;
+}
+
 /* Parses `umctl [--state-dir DIR] [--json] [--help] VERB [--param value |
  * --param=value ...]`. Global options may appear anywhere; parameters come
  * after the verb and must be ones the verb takes (by umctl spelling or
@@ -149,6 +283,7 @@ int ctl_args_parse(struct ctl_args *out, int argc, char *const argv[],
 {
 	struct ctl_args a;
 	bool seen_ident = false, seen_ext = false, seen_dp = false;
+	unsigned seen_vm = 0;
 
 	memset(&a, 0, sizeof a);
 	for (int i = 1; i < argc; i++) {
@@ -210,6 +345,15 @@ int ctl_args_parse(struct ctl_args *out, int argc, char *const argv[],
 					 "verb (umctl --help)",
 				  (int)len, name);
 			return EINVAL;
+		}
+
+		if (ctl_verb_voicemail(a.verb)) {
+			int e = vm_param(&a, &seen_vm, name, len, value, argc,
+					 argv, &i, cause);
+
+			if (e)
+				return e;
+			continue;
 		}
 
 		/* identity */
@@ -296,6 +440,20 @@ int ctl_args_parse(struct ctl_args *out, int argc, char *const argv[],
 		cause_set(cause, "no verb given (umctl --help lists them)");
 		return EINVAL;
 	}
+	if ((a.verb->action == CTL_ACT_VM_EXPORT ||
+	     a.verb->action == CTL_ACT_VM_REMOVE) && !a.vm_id) {
+		cause_set(cause, "--id is required: the message's Id "
+				 "(umctl get-voicemail lists them)");
+		return EINVAL;
+	}
+	if (a.verb->action == CTL_ACT_VM_EXPORT && !a.vm_out) {
+		cause_set(cause, "--out is required: the WAV file to write");
+		return EINVAL;
+	}
+	if (ctl_verb_voicemail(a.verb)) {
+		*out = a;
+		return 0;
+	}
 	if ((a.verb->action == CTL_ACT_SET ||
 	     a.verb->action == CTL_ACT_REMOVE) &&
 	    identity_style(a.verb) == 1 && !a.identity) {
@@ -376,6 +534,45 @@ static void help_param(FILE *f, const struct dir_field *fd, bool is_new)
 	fputc('\n', f);
 }
 
+/* Usage and parameters of a voicemail verb. */
+static void help_voicemail(FILE *f, const struct ctl_verb *v)
+{
+	unsigned bit = 1u << v->action;
+	char line[128];
+
+	fprintf(f, "usage: umctl [--state-dir DIR] [--json] %s", v->name);
+	for (size_t i = 0; i < NVM_PARAMS; i++) {
+		const struct vm_param *p = &vm_params[i];
+		bool req = p->id == VMP_ID || p->id == VMP_OUT;
+
+		if (!(p->verbs & bit))
+			continue;
+		fprintf(f, " %s--%s%s%s%s", req ? "" : "[", p->name,
+			*p->metavar ? " " : "",
+			p->id == VMP_STATE ? "STATE" : p->metavar,
+			req ? "" : "]");
+	}
+	fprintf(f, "\n\n%s\nThe store is DIR/voicemail.db.\n\nParameters:\n",
+		v->summary);
+	for (size_t i = 0; i < NVM_PARAMS; i++) {
+		const struct vm_param *p = &vm_params[i];
+
+		if (!(p->verbs & bit))
+			continue;
+		snprintf(line, sizeof line, "--%s%s%s", p->name,
+			 *p->metavar ? " " : "", p->metavar);
+		fprintf(f, "  %s\n        %s\n", line, p->help);
+	}
+	if (v->action == CTL_ACT_VM_GET)
+		fprintf(f, "\nShown: Id Mailbox Caller Received (local time) "
+			   "Duration (s) State Recovered;\nwith --json: Id "
+			   "Mailbox DialPlan CallerNumber CallerName CallId "
+			   "ReceivedUtc\nDurationMs State Urgent Recovered.\n");
+	if (v->action == CTL_ACT_VM_EXPORT)
+		fprintf(f, "\nA message still being recorded cannot be "
+			   "exported yet.\n");
+}
+
 /* Prints the tool's usage (v NULL) or one verb's parameters, with what each
  * allows and its default, from the directory's field descriptors. */
 void ctl_args_help(FILE *f, const struct ctl_verb *v)
@@ -395,9 +592,15 @@ void ctl_args_help(FILE *f, const struct ctl_verb *v)
 		for (size_t i = 0; i < NVERBS; i++)
 			fprintf(f, "  %-26s %s\n", verbs[i].name,
 				verbs[i].summary);
-		fprintf(f, "\nExit status: 0 done, 1 the directory refused "
-			   "or failed, 2 bad usage or value,\n3 umcallrouter "
-			   "not running (status).\n");
+		fprintf(f, "\nThe voicemail verbs read and change the "
+			   "mailbox store, DIR/voicemail.db.\n");
+		fprintf(f, "\nExit status: 0 done, 1 the directory or the "
+			   "store refused or failed, 2 bad usage\nor value, "
+			   "3 umcallrouter not running (status).\n");
+		return;
+	}
+	if (ctl_verb_voicemail(v)) {
+		help_voicemail(f, v);
 		return;
 	}
 	fprintf(f, "usage: umctl [--state-dir DIR] [--json] %s", v->name);

@@ -17,12 +17,15 @@ enum ctl_action {
 	CTL_ACT_ENABLE,  /* enable-ummailbox: a "new" that may re-enable */
 	CTL_ACT_DISABLE, /* disable-ummailbox */
 	CTL_ACT_STATUS,  /* status, get-umactivecalls: asks the router */
+	CTL_ACT_VM_GET,    /* get-voicemail: lists voicemail.db */
+	CTL_ACT_VM_EXPORT, /* export-voicemail: one message to a WAV file */
+	CTL_ACT_VM_REMOVE, /* remove-voicemail: mark deleted, or purge */
 };
 
 struct ctl_verb {
 	const char *name;        /* "new-umipgateway" */
 	enum ctl_action action;
-	enum dir_obj_type type;  /* unused for CTL_ACT_STATUS */
+	enum dir_obj_type type;  /* unused for CTL_ACT_STATUS and CTL_ACT_VM_* */
 	const char *summary;
 };
 
@@ -37,6 +40,12 @@ struct ctl_args {
 	const char *identity;          /* --identity / --name on set/get/remove */
 	const char *extension;         /* mailbox identity on set/get/disable */
 	const char *dialplan;          /* mailbox identity: --umdialplan */
+	/* voicemail verbs (voicemail.db, not the directory) */
+	const char *vm_mailbox;        /* --mailbox EXT */
+	const char *vm_state;          /* --state, checked, canonical */
+	long long vm_id;               /* --id, > 0; 0 = not given */
+	const char *vm_out;            /* --out FILE.wav */
+	bool vm_purge;                 /* --purge */
 	struct dir_param params[CTL_MAX_PARAMS]; /* names: canonical params */
 	size_t nparams;
 };
@@ -45,6 +54,7 @@ int ctl_args_parse(struct ctl_args *out, int argc, char *const argv[],
 		   char **cause);
 const struct ctl_verb *ctl_verb_find(const char *name);
 bool ctl_verb_writes(const struct ctl_verb *v);
+bool ctl_verb_voicemail(const struct ctl_verb *v);
 void ctl_args_help(FILE *f, const struct ctl_verb *v);
 
 #endif

@@ -1,6 +1,7 @@
-/* ctl_cmd.c — one umctl directory verb: calls the directory's generic
- * new/set/get/remove, prints the result (text or JSON) and maps errors to
- * exit statuses. Telling the router is main.c's job. */
+/* ctl_cmd.c — one umctl verb: a directory verb calls the directory's
+ * generic new/set/get/remove, a voicemail verb the mailbox store; prints
+ * the result (text or JSON) and maps errors to exit statuses. Telling the
+ * router is main.c's job. */
 #include "umctl/ctl_cmd.h"
 #include "umctl/ctl_out.h"
 
@@ -137,4 +138,79 @@ int ctl_cmd_run(struct dir *d, const struct ctl_args *a, FILE *out,
 				 a->params[i].value);
 	}
 	return show(d, a, newid, true, out, err);
+}
+
+/* A store error as umctl says it. */
+static int vm_fail(FILE *err, long long id, int e, const char *what)
+{
+	if (e == ENOENT)
+		fprintf(err, "umctl: no voice message with Id %lld\n", id);
+	else if (e == EINPROGRESS)
+		fprintf(err, "umctl: voice message %lld is still being "
+			     "recorded\n", id);
+	else
+		fprintf(err, "umctl: %s: %s\n", what, strerror(e));
+	return CTL_EXIT_FAIL;
+}
+
+/* Runs a voicemail verb (get-, export-, remove-voicemail) against the
+ * mailbox store. Lists go to out; confirmations and errors to err. Returns
+ * the exit status: 0, or 1 when the store refused or failed (unknown id,
+ * a message still recording, an unwritable file). */
+int ctl_cmd_vm_run(struct vmstore *vs, const struct ctl_args *a, FILE *out,
+		   FILE *err)
+{
+	struct vm_message *m = NULL;
+	int16_t *pcm = NULL;
+	size_t n = 0, ns = 0;
+	int e, code = CTL_EXIT_OK;
+
+	switch (a->verb->action) {
+	case CTL_ACT_VM_GET: {
+		struct vm_filter f = {.mailbox = a->vm_mailbox,
+				      .dialplan = a->dialplan};
+
+		if (a->vm_state &&
+		    vmstore_state_parse(a->vm_state, &f.state)) {
+			fprintf(err, "umctl: --state: \"%s\" is not "
+				     "allowed\n", a->vm_state);
+			return CTL_EXIT_USAGE;
+		}
+		e = vmstore_list(vs, &f, &m, &n);
+		if (e)
+			return vm_fail(err, 0, e, "cannot list voice messages");
+		ctl_out_voicemail(out, m, n, a->json);
+		break;
+	}
+	case CTL_ACT_VM_EXPORT:
+		e = vmstore_get_audio(vs, a->vm_id, &pcm, &ns);
+		if (e)
+			return vm_fail(err, a->vm_id, e, "cannot read message");
+		e = vmstore_write_wav(a->vm_out, pcm, ns, VMSTORE_RATE);
+		if (e) {
+			fprintf(err, "umctl: cannot write %s: %s\n", a->vm_out,
+				strerror(e));
+			code = CTL_EXIT_FAIL;
+			break;
+		}
+		fprintf(err, "umctl: voice message %lld (%.1f s) written to "
+			     "%s\n",
+			a->vm_id, (double)ns / VMSTORE_RATE, a->vm_out);
+		break;
+	case CTL_ACT_VM_REMOVE:
+		e = a->vm_purge ? vmstore_purge(vs, a->vm_id)
+				: vmstore_delete(vs, a->vm_id);
+		if (e)
+			return vm_fail(err, a->vm_id, e,
+				       "cannot remove message");
+		fprintf(err, "umctl: voice message %lld %s\n", a->vm_id,
+			a->vm_purge ? "purged from the store"
+				    : "marked deleted");
+		break;
+	default:
+		return CTL_EXIT_USAGE;
+	}
+	vmstore_messages_free(m, n);
+	free(pcm);
+	return code;
 }

@@ -1,5 +1,6 @@
-/* ctl_cmd.h — runs one parsed umctl directory verb (new, set, get, remove,
- * enable, disable) against an open directory and prints its result. */
+/* ctl_cmd.h — runs one parsed umctl verb: a directory verb (new, set, get,
+ * remove, enable, disable) against an open directory, or a voicemail verb
+ * against the open mailbox store, and prints its result. */
 #ifndef OPENUM_CTL_CMD_H
 #define OPENUM_CTL_CMD_H
 
@@ -7,6 +8,7 @@
 #include <stdio.h>
 
 #include "common/directory.h"
+#include "common/vmstore.h"
 #include "umctl/ctl_args.h"
 
 /* Exit statuses of umctl. */
@@ -17,5 +19,7 @@
 
 int ctl_cmd_run(struct dir *d, const struct ctl_args *a, FILE *out,
 		FILE *err, bool *written);
+int ctl_cmd_vm_run(struct vmstore *vs, const struct ctl_args *a, FILE *out,
+		   FILE *err);
 
 #endif

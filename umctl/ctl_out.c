@@ -5,8 +5,10 @@
 #include "umctl/ctl_out.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* dir_obj_get callback: copies one object into a struct ctl_objs. */
 int ctl_out_collect_h(const struct dir_value *vals, size_t n, void *arg)
@@ -313,5 +315,132 @@ void ctl_out_status(FILE *f, const Openum__StatusReply *r, bool json)
 			fprintf(f, "  Fqdn             %s\n", in->fqdn);
 		if (i + 1 < r->n_instances)
 			fputc('\n', f);
+	}
+}
+
+/* ---- voice messages ------------------------------------------------------ */
+
+#define VM_COLS 7
+
+/* Text safe for a table cell: control characters (a caller's display name
+ * comes from the network) become '?'. */
+static void cell_clean(char *s)
+{
+	for (unsigned char *p = (unsigned char *)s; *p; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	}
+}
+
+static void vm_cells(const struct vm_message *m, char cell[VM_COLS][320])
+{
+	time_t t = (time_t)(m->received_utc_ms / 1000);
+	struct tm tm;
+
+	snprintf(cell[0], 320, "%" PRId64, m->id);
+	snprintf(cell[1], 320, "%s", m->mailbox);
+	if (*m->caller_name && *m->caller_number)
+		snprintf(cell[2], 320, "%.200s <%.100s>", m->caller_name,
+			 m->caller_number);
+	else if (*m->caller_name || *m->caller_number)
+		snprintf(cell[2], 320, "%.300s",
+			 *m->caller_name ? m->caller_name : m->caller_number);
+	else
+		snprintf(cell[2], 320, "(unknown)");
+	if (localtime_r(&t, &tm))
+		strftime(cell[3], 320, "%Y-%m-%d %H:%M:%S", &tm);
+	else
+		snprintf(cell[3], 320, "?");
+	snprintf(cell[4], 320, "%.1f", (double)m->duration_ms / 1000.0);
+	snprintf(cell[5], 320, "%s", vmstore_state_name(m->state));
+	snprintf(cell[6], 320, "%s", m->recovered ? "True" : "False");
+	for (int k = 0; k < VM_COLS; k++)
+		cell_clean(cell[k]);
+}
+
+static void vm_json(FILE *f, const struct vm_message *m)
+{
+	time_t t = (time_t)(m->received_utc_ms / 1000);
+	struct tm tm;
+	char when[64] = "";
+
+	if (gmtime_r(&t, &tm)) {
+		size_t o = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S",
+				    &tm);
+
+		snprintf(when + o, sizeof when - o, ".%03dZ",
+			 (int)(m->received_utc_ms % 1000));
+	}
+	fprintf(f, "{\"Id\":%" PRId64 ",\"Mailbox\":", m->id);
+	ctl_out_json_string(f, m->mailbox);
+	fputs(",\"DialPlan\":", f);
+	ctl_out_json_string(f, m->dialplan);
+	fputs(",\"CallerNumber\":", f);
+	ctl_out_json_string(f, m->caller_number);
+	fputs(",\"CallerName\":", f);
+	ctl_out_json_string(f, m->caller_name);
+	fputs(",\"CallId\":", f);
+	ctl_out_json_string(f, m->call_id);
+	fputs(",\"ReceivedUtc\":", f);
+	ctl_out_json_string(f, when);
+	fprintf(f, ",\"DurationMs\":%" PRId64 ",\"State\":", m->duration_ms);
+	ctl_out_json_string(f, vmstore_state_name(m->state));
+	fprintf(f, ",\"Urgent\":%s,\"Recovered\":%s}",
+		m->urgent ? "true" : "false", m->recovered ? "true" : "false");
+}
+
+/* Prints voice messages: a table (Id, Mailbox, Caller, Received in local
+ * time, Duration in seconds, State, Recovered; nothing when there are
+ * none) or a JSON array of objects. */
+void ctl_out_voicemail(FILE *f, const struct vm_message *m, size_t n,
+		       bool json)
+{
+	static const char *const head[VM_COLS] = {
+		"Id", "Mailbox", "Caller", "Received", "Duration", "State",
+		"Recovered"};
+	char cell[VM_COLS][320];
+	size_t w[VM_COLS];
+
+	if (json) {
+		fputc('[', f);
+		for (size_t i = 0; i < n; i++) {
+			if (i)
+				fputc(',', f);
+			vm_json(f, &m[i]);
+		}
+		fputs("]\n", f);
+		return;
+	}
+	if (n == 0)
+		return;
+	for (int k = 0; k < VM_COLS; k++)
+		w[k] = strlen(head[k]);
+	for (size_t i = 0; i < n; i++) {
+		vm_cells(&m[i], cell);
+		for (int k = 0; k < VM_COLS; k++) {
+			size_t l = strlen(cell[k]);
+
+			if (l > w[k])
+				w[k] = l;
+		}
+	}
+	for (int k = 0; k < VM_COLS; k++) {
+		if (k + 1 < VM_COLS)
+			fprintf(f, "%-*s  ", (int)w[k], head[k]);
+		else
+			fprintf(f, "%s\n", head[k]);
+	}
+	for (size_t i = 0; i < n; i++) {
+		vm_cells(&m[i], cell);
+		for (int k = 0; k < VM_COLS; k++) {
+			/* numbers right-aligned */
+			bool right = k == 0 || k == 4;
+
+			if (k + 1 < VM_COLS)
+				fprintf(f, right ? "%*s  " : "%-*s  ",
+					(int)w[k], cell[k]);
+			else
+				fprintf(f, "%s\n", cell[k]);
+		}
 	}
 }

@@ -1,5 +1,6 @@
-/* ctl_out.h — umctl output: directory objects and router status as aligned
- * text for people or JSON for scripts. Pure formatting onto a FILE. */
+/* ctl_out.h — umctl output: directory objects, router status and voice
+ * messages as aligned text for people or JSON for scripts. Pure formatting
+ * onto a FILE. */
 #ifndef OPENUM_CTL_OUT_H
 #define OPENUM_CTL_OUT_H
 
@@ -8,6 +9,7 @@
 #include <stdio.h>
 
 #include "common/directory.h"
+#include "common/vmstore.h"
 #include "proto/openum.pb-c.h"
 
 #define CTL_OUT_MAX_FIELDS 16
@@ -30,5 +32,7 @@ void ctl_out_objects(FILE *f, const struct ctl_objs *o, bool json,
 		     bool single);
 void ctl_out_status(FILE *f, const Openum__StatusReply *r, bool json);
 void ctl_out_json_string(FILE *f, const char *s);
+void ctl_out_voicemail(FILE *f, const struct vm_message *m, size_t n,
+		       bool json);
 
 #endif

@@ -1,8 +1,10 @@
 /* main.c — umctl, the OpenUM administration tool: parses the command line,
  * opens (or first creates) the directory, runs the verb, and tells the
- * running umcallrouter about every change. */
+ * running umcallrouter about every change; voicemail verbs open the mailbox
+ * store instead. */
 #include "common/directory.h"
 #include "common/log.h"
+#include "common/vmstore.h"
 #include "umctl/ctl_args.h"
 #include "umctl/ctl_cmd.h"
 #include "umctl/ctl_ipc.h"
@@ -88,6 +90,36 @@ static int notify_router(const struct ctl_args *a, const char *sock)
 	return CTL_EXIT_OK;
 }
 
+/* get-, export-, remove-voicemail on STATE/voicemail.db (created empty if
+ * missing, as umservice would; it may be running: the store is WAL). */
+static int run_voicemail(const struct ctl_args *a, const char *state)
+{
+	struct vmstore *vs = NULL;
+	char path[PATH_MAX], *cause = NULL;
+	int err, code;
+
+	if ((size_t)snprintf(path, sizeof path, "%s/voicemail.db", state) >=
+	    sizeof path) {
+		fprintf(stderr, "umctl: --state-dir: path too long\n");
+		return CTL_EXIT_USAGE;
+	}
+	err = mkdirs(state);
+	if (err) {
+		fprintf(stderr, "umctl: cannot create state directory %s: %s\n",
+			state, strerror(err));
+		return CTL_EXIT_FAIL;
+	}
+	err = vmstore_open(&vs, path, &cause);
+	if (err) {
+		fprintf(stderr, "umctl: %s\n", cause ? cause : strerror(err));
+		free(cause);
+		return CTL_EXIT_FAIL;
+	}
+	code = ctl_cmd_vm_run(vs, a, stdout, stderr);
+	vmstore_close(vs);
+	return code;
+}
+
 int main(int argc, char **argv)
 {
 	struct ctl_args a;
@@ -124,6 +156,8 @@ int main(int argc, char **argv)
 	}
 	if (a.verb->action == CTL_ACT_STATUS)
 		return run_status(&a, sock);
+	if (ctl_verb_voicemail(a.verb))
+		return run_voicemail(&a, state);
 
 	err = mkdirs(state);
 	if (err) {
