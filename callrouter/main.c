@@ -146,7 +146,7 @@ static int apply_settings(struct router *r, char **cause);
 /* ConfigChanged from umctl (or SIGHUP): reread our settings, rebind, and
  * tell every UM service instance so that it rereads its own. */
 static unsigned config_changed(struct router *r, const char *object,
-			       const char *why)
+			       const char *why, char **failure)
 {
 	Openum__Envelope env;
 	Openum__ConfigChanged cc = OPENUM__CONFIG_CHANGED__INIT;
@@ -158,6 +158,10 @@ static unsigned config_changed(struct router *r, const char *object,
 	if (apply_settings(r, &cause) != 0) {
 		log_error("could not apply the router settings: %s",
 			  cause ? cause : "unknown error");
+		if (failure) {
+			*failure = cause;
+			cause = NULL;
+		}
 		free(cause);
 	}
 	ipc_envelope_init(&env);
@@ -247,8 +251,21 @@ static void peer_recv(struct ipc_conn *c, const Openum__Envelope *env,
 			ipc_conn_close(c);
 			return;
 		}
+		char *failure = NULL;
+
 		ca.instances_notified = config_changed(
-			r, env->config_changed->object, "umctl");
+			r, env->config_changed->object, "umctl", &failure);
+		if (failure) {
+			/* Saved, but not in effect: say so rather than
+			 * confirming (the previous listeners were kept). */
+			char msg[600];
+
+			snprintf(msg, sizeof msg, "%s; the running router kept its "
+				 "previous settings", failure);
+			free(failure);
+			send_error(c, EIO, msg);
+			return;
+		}
 		ipc_envelope_init(&rep);
 		rep.body_case = OPENUM__ENVELOPE__BODY_CONFIG_APPLIED;
 		rep.config_applied = &ca;
@@ -407,7 +424,7 @@ static void router_stop(void *arg, const char *why)
 
 static void router_reload(void *arg)
 {
-	config_changed(arg, NULL, "SIGHUP");
+	config_changed(arg, NULL, "SIGHUP", NULL);
 }
 
 static void close_ipc_peers(struct router *r)

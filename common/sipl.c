@@ -14,6 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <sofia-sip/nta_tport.h>
 #include <sofia-sip/tport.h>
@@ -63,6 +66,51 @@ static void close_family(struct sipl *s, enum sipl_family f)
 	s->port[f] = 0;
 }
 
+static int apply(struct sipl *s, const struct sipl_config *cfg, char **cause);
+
+static int probe_one(int family, int type, unsigned port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, one = 1, err = 0;
+
+	memset(&ss, 0, sizeof ss);
+	if (family == AF_INET6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons((uint16_t)port);
+		len = sizeof *a;
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+
+		a->sin_family = AF_INET;
+		a->sin_port = htons((uint16_t)port);
+		len = sizeof *a;
+	}
+	fd = socket(family, type | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return errno;
+	if (family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+	if (type == SOCK_STREAM)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (bind(fd, (struct sockaddr *)&ss, len) != 0)
+		err = errno;
+	close(fd);
+	return err;
+}
+
+static int probe_port(enum sipl_family f, unsigned port)
+{
+	int family = f == SIPL_FAMILY_IPV6 ? AF_INET6 : AF_INET;
+	int err = probe_one(family, SOCK_DGRAM, port);
+
+	if (!err)
+		err = probe_one(family, SOCK_STREAM, port);
+	return err ? err : EADDRNOTAVAIL;
+}
+
 static int open_family(struct sipl *s, enum sipl_family f, unsigned port,
 		       char **cause)
 {
@@ -75,10 +123,12 @@ static int open_family(struct sipl *s, enum sipl_family f, unsigned port,
 		 f == SIPL_FAMILY_IPV6 ? "[::]" : "0.0.0.0", port);
 	errno = 0;
 	agent = nta_agent_create(s->root, URL_STRING_MAKE(urlp), s->h.message_h,
-				 s->h.message_arg, NTATAG_UA(0),
+				 s->h.message_arg, NTATAG_UA(s->h.ua ? 1 : 0),
 				 NTATAG_SERVER_RPORT(1), TAG_END());
 	if (!agent) {
-		err = errno ? errno : EADDRINUSE;
+		/* sofia's clean-up overwrites errno; find the real reason by
+		 * trying the bind ourselves. */
+		err = probe_port(f, port);
 		if (cause && asprintf(cause,
 				      "cannot listen on %s UDP/TCP port %u: %s",
 				      sipl_family_name(f), port,
@@ -113,13 +163,37 @@ static int open_family(struct sipl *s, enum sipl_family f, unsigned port,
 	return 0;
 }
 
-/* Rebinds to match cfg; see the header. */
+/* Rebinds to match cfg; see the header. When the new listeners cannot all
+ * be opened, the previous ones are restored, so a bad change (a port in
+ * use) never leaves the service deaf on a family it was serving. */
 int sipl_apply(struct sipl *s, const struct sipl_config *cfg, char **cause)
 {
-	int err = 0;
+	struct sipl_config old;
+	bool had_any = false;
+	int err;
 
 	if (!s || !cfg || cfg->port == 0 || cfg->port > 65535)
 		return EINVAL;
+	memset(&old, 0, sizeof old);
+	for (int f = 0; f < SIPL_NFAMILIES; f++) {
+		old.family[f] = s->agent[f] != NULL;
+		if (s->agent[f]) {
+			old.port = s->port[f];
+			had_any = true;
+		}
+	}
+	err = apply(s, cfg, cause);
+	if (err && had_any) {
+		log_warn("%s: restoring the previous listeners", s->name);
+		apply(s, &old, NULL);
+	}
+	return err;
+}
+
+static int apply(struct sipl *s, const struct sipl_config *cfg, char **cause)
+{
+	int err = 0;
+
 	/* Close first: a family whose port changes must release the old port,
 	 * and nothing binds the same port twice. */
 	for (int f = 0; f < SIPL_NFAMILIES; f++) {

@@ -48,6 +48,9 @@ struct sipl_handlers {
 	 * transaction-stateful agent whose legs are set up in up_h. */
 	nta_message_f *message_h;
 	nta_agent_magic_t *message_arg;
+	/* true: a user agent (UAS dialogs: nta retransmits 2xx until the
+	 * ACK and sends 100 Trying); false: a stateless/proxy-like element. */
+	bool ua;
 	sipl_agent_up_h *up_h;
 	sipl_agent_down_h *down_h;
 	void *arg;
