@@ -8,7 +8,8 @@
 #   make WERROR=1   warnings are errors (CI)
 
 CC       ?= cc
-BUILD    ?= build
+# A sanitizer build gets its own directory so objects never mix.
+BUILD    ?= build$(if $(SANITIZER),-san)
 PYTHON   ?= /usr/bin/python3
 STATE    ?= var
 OPT      ?= -O2
@@ -16,7 +17,8 @@ OPT      ?= -O2
 PKGS_SIP    = sofia-sip-ua libuv libcares
 PKGS_IPC    = libprotobuf-c
 PKGS_DIR    = sqlite3 libcrypto
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS_SIP) $(PKGS_IPC) $(PKGS_DIR) 2>/dev/null)
+PKGS_AUDIO  = speexdsp espeak-ng
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS_SIP) $(PKGS_IPC) $(PKGS_DIR) $(PKGS_AUDIO) 2>/dev/null)
 
 WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla \
            -Wno-unused-parameter
@@ -45,7 +47,8 @@ PROTO_SRC  = $(filter-out proto/fuzz_%.c,$(wildcard proto/*.c))
 COMMON_ALL = $(wildcard common/*.c)
 UNIT_SRC   = $(wildcard tests/unit/*.c)
 # Process modules that are pure enough to unit-test.
-UNIT_EXTRA = umservice/tokens.c callrouter/registry.c callrouter/route.c
+UNIT_EXTRA = umservice/tokens.c callrouter/registry.c callrouter/route.c \
+             umservice/tts.c umservice/audio.c
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
@@ -71,7 +74,7 @@ $(BUILD)/obj/%.o: %.c | $(PROTO_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-LIBS_ALL = $(call libs,$(PKGS_SIP) $(PKGS_IPC) $(PKGS_DIR)) -lpthread
+LIBS_ALL = $(call libs,$(PKGS_SIP) $(PKGS_IPC) $(PKGS_DIR) $(PKGS_AUDIO)) -lm -lpthread
 
 $(BUILD)/umcallrouter: $(call obj,$(ROUTER_SRC) $(COMMON_ALL) $(PROTO_SRC) $(PROTO_C))
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_ALL)
@@ -104,7 +107,8 @@ test: test-deps all
 FUZZ_SECONDS ?= 20
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -I. -I$(BUILD)/gen $(PKG_CFLAGS) \
               -fsanitize=fuzzer,address,undefined
-FUZZERS = $(BUILD)/fuzz/fuzz_ipc_frame $(BUILD)/fuzz/fuzz_sipuri
+FUZZERS = $(BUILD)/fuzz/fuzz_ipc_frame $(BUILD)/fuzz/fuzz_sipuri \
+          $(BUILD)/fuzz/fuzz_rtp $(BUILD)/fuzz/fuzz_sdp
 fuzz: $(FUZZERS)
 	@for f in $(FUZZERS); do \
 	  n=$$(basename $$f); mkdir -p $(BUILD)/fuzz/corpus-$$n; \
@@ -120,9 +124,25 @@ $(BUILD)/fuzz/fuzz_sipuri: tests/fuzz/fuzz_sipuri.c common/sipuri.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $^
 
+$(BUILD)/fuzz/fuzz_rtp: tests/fuzz/fuzz_rtp.c common/rtp.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $^
+
+$(BUILD)/fuzz/fuzz_sdp: tests/fuzz/fuzz_sdp.c common/sdp.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $^ $(call libs,sofia-sip-ua)
+
 clean:
 	rm -rf $(BUILD)
 distclean: clean
 	rm -rf $(STATE)
+
+# Benchmark, not a test (issue 3): umcallrouter against Kamailio under SIPp,
+# UDP and TCP, rising rates; ~10 minutes. BENCH_ARGS passes options through
+# (bench/router --help), e.g. make bench-router BENCH_ARGS=--perf
+.PHONY: bench-router
+bench-router: $(BUILD)/umcallrouter $(BUILD)/umservice $(BUILD)/umctl
+	bench/router --build $(BUILD) $(BENCH_ARGS)
+bench: bench-router
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 struct gw {
 	struct dir_gateway d;
@@ -28,7 +29,7 @@ struct rtab {
 	size_t n_hg;
 	struct dir_dialplan *dp;
 	size_t n_dp;
-	char **mbx;		/* sorted "dialplan\x1fext" */
+	char **mbx;		/* sorted "dialplan\x1fext\0display name" */
 	size_t n_mbx;
 };
 
@@ -87,10 +88,21 @@ static int load_mailboxes(struct rtab *t, struct dir *d)
 				t->mbx = p;
 				cap = nc;
 			}
-			if (asprintf(&key, "%s\x1f%s", m[k].dialplan,
-				     m[k].extension) < 0) {
-				free(m);
-				return ENOMEM;
+			/* The display name rides after the key's NUL, so the
+			 * sorted keys compare as before. */
+			{
+				size_t kl = strlen(m[k].dialplan) + 1 +
+					    strlen(m[k].extension);
+				size_t dl = strlen(m[k].display_name);
+
+				key = malloc(kl + 1 + dl + 1);
+				if (!key) {
+					free(m);
+					return ENOMEM;
+				}
+				sprintf(key, "%s\x1f%s", m[k].dialplan,
+					m[k].extension);
+				memcpy(key + kl + 1, m[k].display_name, dl + 1);
 			}
 			t->mbx[t->n_mbx++] = key;
 		}
@@ -229,17 +241,39 @@ const struct dir_gateway *rtab_gateway_by_addr(const struct rtab *t,
 	return found ? &found->d : NULL;
 }
 
-static int mailbox_h(void *arg, const char *dialplan, const char *ext)
+static char *const *find_mailbox(const struct rtab *t, const char *dialplan,
+				 const char *ext)
 {
-	const struct rtab *t = arg;
 	char key[160], *kp = key;
 
-	if (snprintf(key, sizeof key, "%s\x1f%s", dialplan, ext) >= (int)sizeof key)
-		return ENOENT;
-	if (!t->n_mbx)
-		return ENOENT;
-	return bsearch(&kp, t->mbx, t->n_mbx, sizeof *t->mbx, cmp_str) ? 0
-									 : ENOENT;
+	if (!t->n_mbx ||
+	    snprintf(key, sizeof key, "%s\x1f%s", dialplan, ext) >= (int)sizeof key)
+		return NULL;
+	return bsearch(&kp, t->mbx, t->n_mbx, sizeof *t->mbx, cmp_str);
+}
+
+static int mailbox_h(void *arg, const char *dialplan, const char *ext)
+{
+	return find_mailbox(arg, dialplan, ext) ? 0 : ENOENT;
+}
+
+/* The display name of an enabled mailbox, or NULL when there is none. */
+const char *rtab_mailbox_name(const struct rtab *t, const char *dialplan,
+			      const char *ext)
+{
+	char *const *k = find_mailbox(t, dialplan, ext);
+
+	return k ? *k + strlen(*k) + 1 : NULL;
+}
+
+/* A dial plan by name (case-insensitive, as the directory compares). */
+const struct dir_dialplan *rtab_dialplan(const struct rtab *t, const char *name)
+{
+	for (size_t i = 0; i < t->n_dp; i++) {
+		if (!strcasecmp(t->dp[i].name, name))
+			return &t->dp[i];
+	}
+	return NULL;
 }
 
 /* Fills a classification context that reads this snapshot. */

@@ -35,6 +35,10 @@ void rtab_set_addrs(struct rtab *t, size_t i, const struct sockaddr_storage *a,
 const struct dir_gateway *rtab_gateway_by_addr(const struct rtab *t,
 					       const struct sockaddr *src,
 					       size_t *index);
+const char *rtab_mailbox_name(const struct rtab *t, const char *dialplan,
+			      const char *ext);
+const struct dir_dialplan *rtab_dialplan(const struct rtab *t,
+					 const char *name);
 /* A classification context over this snapshot (valid while t lives). */
 void rtab_classify_ctx(const struct rtab *t, struct classify_ctx *ctx);
 /* Pairs of gateways with an address in common (Exchange event 1175):

@@ -10,7 +10,14 @@
 #include "common/loop.h"
 #include "common/sipbase.h"
 #include "common/sipl.h"
+#include "common/gwres.h"
+#include "common/rtab.h"
+#include "common/vmwriter.h"
+#include "umservice/audio.h"
+#include "umservice/call.h"
+#include "umservice/media.h"
 #include "umservice/routerlink.h"
+#include "umservice/tts.h"
 #include "umservice/tokens.h"
 
 #include <errno.h>
@@ -37,10 +44,19 @@ struct service {
 	nta_leg_t *leg[SIPL_NFAMILIES];
 	struct rlink *link;
 	struct tokens *tokens;
+	struct rtab *tab;
+	struct gwres *gwres;
+	struct media_engine *media;
+	struct tts *tts;
+	struct vmwriter *vm;
+	struct call_env env;
 	struct daemon_signals *sig;
-	unsigned active_calls;
 	bool stopping;
 };
+
+/* RTP ports of the calls (even ports, RTCP on the next). */
+#define RTP_PORT_LO 40000
+#define RTP_PORT_HI 49999
 
 /* --- IPC ----------------------------------------------------------------- */
 
@@ -68,7 +84,7 @@ static void send_register(struct service *s)
 	rlink_send(s->link, &env);
 	ipcmsg_endpoints_free(eps, n);
 
-	st.active_calls = s->active_calls;
+	st.active_calls = s->env.active;
 	st.accepting = !s->stopping;
 	ipc_envelope_init(&env);
 	env.body_case = OPENUM__ENVELOPE__BODY_SERVICE_STATUS;
@@ -134,7 +150,7 @@ static void call_routed(struct service *s, const Openum__CallRouted *m)
 		why = "field too long";
 	else if (s->stopping)
 		why = "stopping";
-	else if (s->active_calls >= s->set.max_calls)
+	else if (s->env.active >= s->set.max_calls)
 		why = "MaxCallsAllowed reached";
 	if (!why) {
 		memcpy(ctx.token, m->token.data, TOKEN_LEN);
@@ -192,47 +208,6 @@ static void link_recv(void *arg, const Openum__Envelope *env)
 
 /* --- SIP ----------------------------------------------------------------- */
 
-/* An INVITE redirected by the router carries its token in the Request-URI
- * (;umtoken=hex). The call itself is answered once media exists (the deposit
- * issue); until then the token is checked and the caller told so. */
-static void invite(struct service *s, nta_incoming_t *irq, sip_t const *sip)
-{
-	char tok_hex[2 * TOKEN_LEN + 8] = "";
-	uint8_t tok[TOKEN_LEN];
-	struct token_ctx ctx;
-	const char *params = sip->sip_request->rq_url->url_params;
-	const char *cid = sip->sip_call_id ? sip->sip_call_id->i_id : "-";
-	int err;
-
-	if (!params || url_param(params, "umtoken", tok_hex, sizeof tok_hex) == 0) {
-		log_info("INVITE %s (Call-ID %s) without a routing token: 480",
-			 sip->sip_request->rq_url->url_user
-				 ? sip->sip_request->rq_url->url_user : "", cid);
-		nta_incoming_treply(irq, 480, "Call handling not available",
-				    TAG_END());
-		return;
-	}
-	err = tokens_unhex(tok, tok_hex);
-	if (!err)
-		err = tokens_take(s->tokens, tok, daemon_now_ms(), &ctx);
-	if (err) {
-		log_notice("INVITE Call-ID %s: %s routing token: 403", cid,
-			   err == ETIMEDOUT ? "expired" : "unknown");
-		nta_incoming_treply(irq, 403, err == ETIMEDOUT
-					      ? "Forbidden (routing token expired)"
-					      : "Forbidden (unknown routing token)",
-				    TAG_END());
-		return;
-	}
-	log_info("INVITE Call-ID %s: token accepted (%s, mailbox %s, dial plan %s, "
-		 "gateway %s); call handling not available yet: 480", cid,
-		 ctx.kind == OPENUM__CALL_KIND__CALL_KIND_SUBSCRIBER_ACCESS
-			 ? "subscriber access" : "call answering",
-		 ctx.mailbox, ctx.dialplan, ctx.gateway);
-	nta_incoming_treply(irq, 480, "Call handling not available (token accepted)",
-			    TAG_END());
-}
-
 static int sip_request(nta_leg_magic_t *magic, nta_leg_t *leg,
 		       nta_incoming_t *irq, sip_t const *sip)
 {
@@ -240,7 +215,34 @@ static int sip_request(nta_leg_magic_t *magic, nta_leg_t *leg,
 
 	if (sip && sip->sip_request &&
 	    sip->sip_request->rq_method == sip_method_invite) {
-		invite(s, irq, sip);
+		if (sip->sip_to && sip->sip_to->a_tag) {
+			/* In-dialog, but for no dialog we have. */
+			nta_incoming_treply(irq, SIP_481_NO_TRANSACTION, TAG_END());
+			nta_incoming_destroy(irq);
+			return 0;
+		}
+		if (s->stopping) {
+			nta_incoming_treply(irq, 503, "Service Unavailable (stopping)",
+					    SIPTAG_RETRY_AFTER_STR("30"), TAG_END());
+			nta_incoming_destroy(irq);
+			return 0;
+		}
+		for (int f = 0; f < SIPL_NFAMILIES; f++) {
+			if (s->leg[f] == leg) {
+				call_invite(&s->env, sipl_agent(s->sip, (enum sipl_family)f),
+					    irq, sip);
+				return 0;
+			}
+		}
+		nta_incoming_treply(irq, SIP_500_INTERNAL_SERVER_ERROR, TAG_END());
+		nta_incoming_destroy(irq);
+		return 0;
+	}
+	if (sip && sip->sip_request &&
+	    (sip->sip_request->rq_method == sip_method_bye ||
+	     sip->sip_request->rq_method == sip_method_update ||
+	     sip->sip_request->rq_method == sip_method_cancel)) {
+		nta_incoming_treply(irq, SIP_481_NO_TRANSACTION, TAG_END());
 		nta_incoming_destroy(irq);
 		return 0;
 	}
@@ -261,6 +263,7 @@ static void sip_down(void *arg, nta_agent_t *agent, enum sipl_family f)
 {
 	struct service *s = arg;
 
+	call_agent_gone(&s->env, agent);
 	nta_leg_destroy(s->leg[f]);
 	s->leg[f] = NULL;
 }
@@ -286,11 +289,46 @@ static int apply_settings(struct service *s, char **cause)
 			   dir_af_name(n.af), port, n.max_calls);
 	s->set = n;
 	s->have_set = true;
+	s->env.af = n.af;
+	s->env.max_calls = n.max_calls;
+	{
+		struct rtab *t;
+		struct dir_router_settings rs;
+
+		err = rtab_build(&t, s->dir, cause);
+		if (err)
+			return err;
+		rtab_free(s->tab);
+		s->tab = t;
+		if (dir_router_settings_get(s->dir, &rs) == 0 &&
+		    gwres_configure(s->gwres, rs.dns_servers, NULL) != 0)
+			log_warn("DnsServers of the directory are not usable");
+		gwres_refresh(s->gwres);
+	}
 	daemon_sipl_config(&cfg, n.af, port);
 	return sipl_apply(s->sip, &cfg, cause);
 }
 
 /* --- life cycle ---------------------------------------------------------- */
+
+static struct rtab *service_table(void *arg)
+{
+	return ((struct service *)arg)->tab;
+}
+
+static void service_load(void *arg)
+{
+	struct service *s = arg;
+	Openum__Envelope env;
+	Openum__ServiceStatus st = OPENUM__SERVICE_STATUS__INIT;
+
+	st.active_calls = s->env.active;
+	st.accepting = !s->stopping;
+	ipc_envelope_init(&env);
+	env.body_case = OPENUM__ENVELOPE__BODY_SERVICE_STATUS;
+	env.service_status = &st;
+	rlink_send(s->link, &env);
+}
 
 static void service_stop(void *arg, const char *why)
 {
@@ -300,6 +338,8 @@ static void service_stop(void *arg, const char *why)
 		return;
 	s->stopping = true;
 	log_notice("stopping (%s)", why);
+	service_load(s);
+	call_end_all(&s->env);
 	loop_stop(s->loop);
 }
 
@@ -347,13 +387,43 @@ int main(int argc, char **argv)
 		log_error("refusing to start: %s", cause ? cause : strerror(err));
 		goto out;
 	}
-	if ((err = loop_alloc(&s.loop)) != 0 || (err = tokens_alloc(&s.tokens)) != 0) {
+	if ((err = loop_alloc(&s.loop)) != 0 || (err = tokens_alloc(&s.tokens)) != 0 ||
+	    (err = gwres_alloc(&s.gwres, loop_uv(s.loop), service_table, &s)) != 0 ||
+	    (err = media_engine_alloc(&s.media, loop_uv(s.loop), RTP_PORT_LO,
+				      RTP_PORT_HI)) != 0) {
 		log_error("cannot start: %s", strerror(err));
 		goto out;
 	}
+	err = tts_alloc(&s.tts, loop_uv(s.loop), NULL, &cause);
+	if (err) {
+		log_error("cannot start speech synthesis: %s",
+			  cause ? cause : strerror(err));
+		goto out;
+	}
+	tts_prewarm(s.tts, call_prompts, 5);
+	err = vmwriter_alloc(&s.vm, loop_uv(s.loop),
+			     daemon_state_path(&s.opts, "voicemail.db", path, sizeof path),
+			     &cause);
+	if (err) {
+		log_error("cannot open the voicemail store %s: %s", path,
+			  cause ? cause : strerror(err));
+		goto out;
+	}
+	err = audio_tone(&s.env.beep, 1000, 400, 0.5);
+	if (err)
+		goto out;
+	s.env.loop = loop_uv(s.loop);
+	s.env.media = s.media;
+	s.env.tts = s.tts;
+	s.env.vm = s.vm;
+	s.env.tokens = s.tokens;
+	s.env.table_h = service_table;
+	s.env.table_arg = &s;
+	s.env.load_h = service_load;
+	s.env.load_arg = &s;
 	{
 		struct sipl_handlers h = {
-			.up_h = sip_up, .down_h = sip_down, .arg = &s,
+			.ua = true, .up_h = sip_up, .down_h = sip_down, .arg = &s,
 		};
 
 		err = sipl_alloc(&s.sip, loop_root(s.loop), &h, "sip");
@@ -383,8 +453,15 @@ out:
 	free(cause);
 	rlink_free(s.link);
 	sipl_free(s.sip);
+	vmwriter_close(s.vm);
+	tts_close(s.tts);
+	gwres_free(s.gwres);
+	if (s.media)
+		media_engine_free(s.media);
+	audio_buf_unref(s.env.beep);
 	daemon_signals_close(s.sig);
 	loop_free(s.loop);
+	rtab_free(s.tab);
 	dir_close(s.dir);
 	tokens_free(s.tokens);
 	if (code == 0)

@@ -1,0 +1,55 @@
+/* call.h — one call answered by the UM service: the SIP dialog (NTA, as a
+ * UAS), its media, and the call answering application that speaks the
+ * greeting, records the message and stores it. */
+#ifndef OPENUM_CALL_H
+#define OPENUM_CALL_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+#include <sofia-sip/nta.h>
+#include <sofia-sip/sip.h>
+
+#include "common/directory.h"
+
+struct media_engine;
+struct rtab;
+struct tokens;
+struct tts;
+struct vmwriter;
+struct audio_buf;
+struct call;
+
+/* What calls need from the service that runs them. */
+struct call_env {
+	uv_loop_t *loop;
+	struct media_engine *media;
+	struct tts *tts;
+	struct vmwriter *vm;
+	struct tokens *tokens;
+	struct rtab *(*table_h)(void *arg);
+	void *table_arg;
+	enum dir_af af;			/* the service's IPAddressFamily */
+	unsigned max_calls;		/* MaxCallsAllowed */
+	unsigned active;		/* calls in progress (maintained here) */
+	/* Called whenever active changes (to tell the router). */
+	void (*load_h)(void *arg);
+	void *load_arg;
+	struct audio_buf *beep;		/* the record tone */
+	struct call *calls;		/* calls in progress (call.c's list) */
+	/* Counters for status and tests. */
+	unsigned long long messages_stored, missed_calls;
+};
+
+/* Handles a new INVITE from the default leg of agent (family is the
+ * listener's). Always answers or keeps irq; never returns an error. */
+void call_invite(struct call_env *env, nta_agent_t *agent, nta_incoming_t *irq,
+		 const sip_t *sip);
+/* An agent is going away (listener rebind): its calls end. */
+void call_agent_gone(struct call_env *env, nta_agent_t *agent);
+/* Ends every call (service stopping): BYE sent, messages finished. */
+void call_end_all(struct call_env *env);
+/* The fixed prompts, for pre-synthesis at start-up. */
+extern const char *const call_prompts[];
+
+#endif

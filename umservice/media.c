@@ -1,0 +1,706 @@
+/* media.c — per-call RTP sockets driven by one shared media clock.
+ *
+ * Why one clock: a timer per call costs a wakeup per call every 20 ms and
+ * drifts with each timer's own rounding. A single clock fires on an absolute
+ * schedule (t0 + k * 20 ms, from uv_hrtime) and serves every call that is
+ * due, so packets of a call leave exactly 20 ms apart on average, never
+ * accumulate drift over minutes, and a late wakeup is caught up at once.
+ *
+ * Receiving: packets go into a speexdsp jitter buffer (reordering, gap
+ * filling) keyed by RTP timestamp; the same clock pulls one 20 ms frame per
+ * tick out of it for the recorder. Telephone-events are handled on arrival.
+ * Anything unexpected (source address, payload type, size) is counted and
+ * dropped; nothing from the network reaches an assert. */
+#define LOG_MODULE "media"
+#include "umservice/media.h"
+#include "common/log.h"
+#include "common/netaddr.h"
+#include "common/rtp.h"
+#include "umservice/audio.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <speex/speex_jitter.h>
+
+#define PLAYQ_MAX 16
+
+struct media_engine {
+	uv_loop_t *loop;
+	uv_timer_t clock;
+	unsigned port_lo, port_hi, port_next;
+	struct media *head;		/* sessions */
+	size_t n;
+	size_t running;			/* sessions started */
+	uint64_t t0_ns, tick;		/* clock origin and next tick number */
+	double max_late_ms;
+	uint64_t ticks;
+};
+
+struct media {
+	struct media_engine *e;
+	struct media *prev, *next;
+	struct media_handlers h;
+	void *arg;
+	int family;
+	char local[INET6_ADDRSTRLEN];
+	uint16_t port;
+	uv_udp_t rtp, rtcp;
+	int open_handles;
+	bool closing, started, receiving, have_remote, hold;
+	struct sockaddr_storage remote, remote_rtcp;
+	int codec_pt, te_pt;
+	bool alaw;
+	struct rtp_tx tx;
+	struct rtp_dtmf_rx dtmf;
+	struct rtp_rx_stats rxst;
+	JitterBuffer *jb;
+	bool jb_primed;
+	uint32_t jb_ssrc, jb_next_ts;
+	struct audio_buf *playq[PLAYQ_MAX];
+	size_t playq_n, play_pos;
+	bool play_notify;
+	uint64_t last_rtcp_ms;
+	struct media_stats st;
+	uint8_t rxbuf[RTP_PKT_MAX + 64];
+	bool rx_busy;
+};
+
+/* --- the clock ------------------------------------------------------------- */
+
+static void tick_session(struct media *m);
+
+static void clock_cb(uv_timer_t *t)
+{
+	struct media_engine *e = t->data;
+	uint64_t now = uv_hrtime(), due, next;
+	unsigned guard = 0;
+
+	/* Serve every tick that is due (catching up after a late wakeup), but
+	 * never more than a second's worth in one go. */
+	for (;;) {
+		due = e->t0_ns + e->tick * (uint64_t)MEDIA_PTIME_MS * 1000000ULL;
+		if (due > now || guard++ >= 50)
+			break;
+		{
+			double late = (double)(now - due) / 1e6;
+
+			if (late > e->max_late_ms)
+				e->max_late_ms = late;
+		}
+		for (struct media *m = e->head, *n; m; m = n) {
+			n = m->next;
+			if (m->started && !m->closing)
+				tick_session(m);
+		}
+		e->tick++;
+		e->ticks++;
+	}
+	if (due <= now) {
+		/* Fell more than a second behind: restart the schedule. */
+		e->t0_ns = now;
+		e->tick = 1;
+		due = now + (uint64_t)MEDIA_PTIME_MS * 1000000ULL;
+	}
+	next = (due - now + 999999ULL) / 1000000ULL;
+	uv_update_time(e->loop);
+	if (e->running)
+		uv_timer_start(&e->clock, clock_cb, next, 0);
+}
+
+static void clock_start(struct media_engine *e)
+{
+	if (e->running++ > 0)
+		return;
+	e->t0_ns = uv_hrtime();
+	e->tick = 0;
+	uv_update_time(e->loop);
+	uv_timer_start(&e->clock, clock_cb, 0, 0);
+}
+
+static void clock_release(struct media_engine *e)
+{
+	if (e->running && --e->running == 0)
+		uv_timer_stop(&e->clock);
+}
+
+/* Creates the engine; RTP ports are taken from [port_lo, port_hi]. */
+int media_engine_alloc(struct media_engine **out, uv_loop_t *loop,
+		       unsigned port_lo, unsigned port_hi)
+{
+	struct media_engine *e;
+
+	if (port_lo < 1024 || port_hi > 65534 || port_lo + 2 > port_hi)
+		return EINVAL;
+	e = calloc(1, sizeof *e);
+	if (!e)
+		return ENOMEM;
+	e->loop = loop;
+	e->port_lo = port_lo + (port_lo & 1);	/* RTP on even ports */
+	e->port_hi = port_hi;
+	e->port_next = e->port_lo;
+	uv_timer_init(loop, &e->clock);
+	e->clock.data = e;
+	*out = e;
+	return 0;
+}
+
+static void engine_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+/* Frees the engine; every session must have been closed. */
+void media_engine_free(struct media_engine *e)
+{
+	if (!e)
+		return;
+	uv_close((uv_handle_t *)&e->clock, engine_closed);
+}
+
+/* Sessions open. */
+size_t media_engine_active(const struct media_engine *e)
+{
+	return e->n;
+}
+
+/* The media clock's worst lateness and how many ticks it served. */
+void media_engine_tick_stats(const struct media_engine *e, double *max_late_ms,
+			     uint64_t *ticks)
+{
+	*max_late_ms = e->max_late_ms;
+	*ticks = e->ticks;
+}
+
+/* --- sending ----------------------------------------------------------------- */
+
+static void send_to(struct media *m, uv_udp_t *sock,
+		    const struct sockaddr_storage *to, const uint8_t *buf,
+		    size_t len)
+{
+	uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
+
+	/* try_send: no allocation, no callback; a full socket buffer drops
+	 * this one packet, which is what real time wants anyway. */
+	uv_udp_try_send(sock, &b, 1, (const struct sockaddr *)to);
+	(void)m;
+}
+
+static void next_frame(struct media *m, int16_t *pcm)
+{
+	size_t got = 0;
+
+	while (got < MEDIA_FRAME_SAMPLES && m->playq_n > 0) {
+		struct audio_buf *b = m->playq[0];
+		size_t len = audio_buf_samples(b), take = len - m->play_pos;
+
+		if (take > MEDIA_FRAME_SAMPLES - got)
+			take = MEDIA_FRAME_SAMPLES - got;
+		memcpy(pcm + got, audio_buf_pcm(b) + m->play_pos,
+		       take * sizeof *pcm);
+		got += take;
+		m->play_pos += take;
+		if (m->play_pos >= len) {
+			audio_buf_unref(b);
+			memmove(m->playq, m->playq + 1,
+				(m->playq_n - 1) * sizeof m->playq[0]);
+			m->playq_n--;
+			m->play_pos = 0;
+		}
+	}
+	if (got < MEDIA_FRAME_SAMPLES)
+		memset(pcm + got, 0, (MEDIA_FRAME_SAMPLES - got) * sizeof *pcm);
+}
+
+static uint64_t ntp_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ((uint64_t)(ts.tv_sec + 2208988800UL) << 32) |
+	       (uint64_t)(((double)ts.tv_nsec / 1e9) * 4294967296.0);
+}
+
+static void send_rtcp(struct media *m)
+{
+	uint8_t buf[512];
+	size_t len = 0;
+	char cname[96];
+
+	snprintf(cname, sizeof cname, "openum@%s", m->local);
+	if (rtcp_build_report(buf, sizeof buf, &m->tx, &m->rxst, cname, ntp_now(),
+			      m->tx.ts, &len) == 0) {
+		send_to(m, &m->rtcp, &m->remote_rtcp, buf, len);
+		m->st.rtcp_sent++;
+	}
+}
+
+static void receive_frame(struct media *m)
+{
+	int16_t pcm[MEDIA_FRAME_SAMPLES];
+	char data[MEDIA_FRAME_SAMPLES * 2];
+	JitterBufferPacket p;
+	spx_int32_t off = 0;
+	int r;
+
+	memset(&p, 0, sizeof p);
+	p.data = data;
+	p.len = sizeof data;
+	r = m->jb_primed ? jitter_buffer_get(m->jb, &p, MEDIA_FRAME_SAMPLES, &off)
+			 : JITTER_BUFFER_MISSING;
+	if (r == JITTER_BUFFER_OK && p.len > 0) {
+		size_t n = p.len < MEDIA_FRAME_SAMPLES ? p.len : MEDIA_FRAME_SAMPLES;
+
+		for (size_t i = 0; i < n; i++)
+			pcm[i] = m->alaw ? audio_alaw_decode((uint8_t)data[i])
+					 : audio_ulaw_decode((uint8_t)data[i]);
+		if (n < MEDIA_FRAME_SAMPLES)
+			memset(pcm + n, 0, (MEDIA_FRAME_SAMPLES - n) * sizeof *pcm);
+	} else {
+		/* A gap (loss, or nothing yet): silence keeps the recording's
+		 * timeline true to the call's. */
+		memset(pcm, 0, sizeof pcm);
+	}
+	if (m->jb_primed)
+		jitter_buffer_tick(m->jb);
+	if (m->receiving && m->h.frame_h)
+		m->h.frame_h(m->arg, pcm, MEDIA_FRAME_SAMPLES);
+}
+
+static void tick_session(struct media *m)
+{
+	int16_t pcm[MEDIA_FRAME_SAMPLES];
+	uint8_t payload[MEDIA_FRAME_SAMPLES];
+	uint8_t pkt[RTP_HDR_LEN + MEDIA_FRAME_SAMPLES + 16];
+	size_t len = 0;
+	bool was_playing = m->playq_n > 0;
+
+	next_frame(m, pcm);
+	if (m->have_remote && !m->hold) {
+		for (size_t i = 0; i < MEDIA_FRAME_SAMPLES; i++)
+			payload[i] = m->alaw ? audio_alaw_encode(pcm[i])
+					     : audio_ulaw_encode(pcm[i]);
+		if (rtp_tx_next(&m->tx, pkt, sizeof pkt, payload,
+				MEDIA_FRAME_SAMPLES, false, &len) == 0) {
+			send_to(m, &m->rtp, &m->remote, pkt, len);
+			m->st.sent++;
+		}
+	} else {
+		/* On hold: keep the timeline, send nothing. */
+		rtp_tx_skip(&m->tx, MEDIA_FRAME_SAMPLES);
+	}
+	if (m->have_remote) {
+		uint64_t now = uv_now(m->e->loop);
+
+		if (now - m->last_rtcp_ms >= MEDIA_RTCP_INTERVAL_MS) {
+			m->last_rtcp_ms = now;
+			send_rtcp(m);
+		}
+	}
+	receive_frame(m);
+	if (was_playing && m->playq_n == 0 && m->play_notify) {
+		m->play_notify = false;
+		if (m->h.play_done_h)
+			m->h.play_done_h(m->arg);
+	}
+}
+
+/* --- receiving ----------------------------------------------------------------- */
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct media *m = h->data;
+
+	(void)suggested;
+	if (m->rx_busy) {
+		buf->base = NULL;
+		buf->len = 0;
+		return;
+	}
+	m->rx_busy = true;
+	buf->base = (char *)m->rxbuf;
+	buf->len = sizeof m->rxbuf;
+}
+
+static bool from_remote(const struct media *m, const struct sockaddr *src)
+{
+	return m->have_remote &&
+	       netaddr_same_host(src, (const struct sockaddr *)&m->remote);
+}
+
+static void rtp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
+			const struct sockaddr *src, unsigned flags)
+{
+	struct media *m = h->data;
+	struct rtp_pkt p;
+	char key;
+	int err;
+
+	m->rx_busy = false;
+	if (nread <= 0 || !src || m->closing)
+		return;
+	if (flags & UV_UDP_PARTIAL) {
+		m->st.oversized++;
+		return;
+	}
+	if (!from_remote(m, src)) {
+		m->st.bad_source++;
+		return;
+	}
+	err = rtp_parse(&p, (const uint8_t *)buf->base, (size_t)nread);
+	if (err) {
+		if (err == E2BIG)
+			m->st.oversized++;
+		else
+			m->st.malformed++;
+		return;
+	}
+	if (m->te_pt >= 0 && p.hdr.pt == m->te_pt) {
+		if (rtp_dtmf_rx_feed(&m->dtmf, &p, &key)) {
+			m->st.dtmf++;
+			if (m->h.dtmf_h)
+				m->h.dtmf_h(m->arg, key);
+		}
+		return;
+	}
+	if (p.hdr.pt != m->codec_pt || p.plen == 0 ||
+	    p.plen > 4 * MEDIA_FRAME_SAMPLES) {
+		m->st.bad_pt++;
+		return;
+	}
+	m->st.received++;
+	rtp_rx_stats_update(&m->rxst, &p, (uint32_t)(uv_now(m->e->loop) * 8));
+	{
+		JitterBufferPacket jp;
+
+		memset(&jp, 0, sizeof jp);
+		jp.data = (char *)p.payload;
+		jp.len = (spx_uint32_t)p.plen;
+		jp.timestamp = p.hdr.ts;
+		jp.span = (spx_uint32_t)p.plen;	/* G.711: a byte a sample */
+		jp.sequence = p.hdr.seq;
+		/* A new source (re-INVITE, a gateway switching streams) or a
+		 * jump of more than two seconds: start the buffer afresh rather
+		 * than let it wait for timestamps that will never come. */
+		if (m->jb_primed &&
+		    (p.hdr.ssrc != m->jb_ssrc ||
+		     (uint32_t)(p.hdr.ts - m->jb_next_ts + 16000u) > 32000u))
+			jitter_buffer_reset(m->jb);
+		m->jb_ssrc = p.hdr.ssrc;
+		m->jb_next_ts = p.hdr.ts + (uint32_t)p.plen;
+		jitter_buffer_put(m->jb, &jp);
+		m->jb_primed = true;
+	}
+}
+
+static void rtcp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
+			 const struct sockaddr *src, unsigned flags)
+{
+	struct media *m = h->data;
+	struct rtcp_info info;
+
+	m->rx_busy = false;
+	if (nread <= 0 || !src || m->closing)
+		return;
+	if ((flags & UV_UDP_PARTIAL) || !from_remote(m, src)) {
+		m->st.bad_source++;
+		return;
+	}
+	if (rtcp_parse(&info, (const uint8_t *)buf->base, (size_t)nread) != 0) {
+		m->st.malformed++;
+		return;
+	}
+	m->st.rtcp_received++;
+	if (info.sr)
+		rtp_rx_stats_sr(&m->rxst, info.ntp, ntp_now());
+}
+
+/* --- sessions ------------------------------------------------------------------ */
+
+static int fill_addr(struct sockaddr_storage *ss, int family, const char *host,
+		     unsigned port)
+{
+	memset(ss, 0, sizeof *ss);
+	if (family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		return inet_pton(AF_INET6, host, &s6->sin6_addr) == 1 ? 0 : EINVAL;
+	}
+	{
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		return inet_pton(AF_INET, host, &s4->sin_addr) == 1 ? 0 : EINVAL;
+	}
+}
+
+static int bind_one(int family, const struct sockaddr_storage *a)
+{
+	int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int one = 1;
+
+	if (fd < 0)
+		return -errno;
+	/* An IPv6 media socket carries IPv6 only: an IPv4 peer of a dual
+	 * stack host must never show up as ::ffff:a.b.c.d. */
+	if (family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) {
+		int err = errno;
+
+		close(fd);
+		return -err;
+	}
+	if (bind(fd, (const struct sockaddr *)a,
+		 family == AF_INET6 ? sizeof(struct sockaddr_in6)
+				    : sizeof(struct sockaddr_in)) != 0) {
+		int err = errno;
+
+		close(fd);
+		return -err;
+	}
+	return fd;
+}
+
+/* Finds a free even/odd port pair with plain sockets first, so that a
+ * taken port never leaves a half-initialised libuv handle behind. */
+static int bind_pair(struct media *m)
+{
+	struct media_engine *e = m->e;
+	unsigned span = (e->port_hi - e->port_lo) / 2 + 1;
+
+	for (unsigned tries = 0; tries < span; tries++) {
+		unsigned p = e->port_next;
+		struct sockaddr_storage a, b;
+		int f1, f2;
+
+		e->port_next += 2;
+		if (e->port_next + 1 > e->port_hi)
+			e->port_next = e->port_lo;
+		if (fill_addr(&a, m->family, m->local, p) ||
+		    fill_addr(&b, m->family, m->local, p + 1))
+			return EINVAL;
+		f1 = bind_one(m->family, &a);
+		if (f1 < 0) {
+			if (f1 == -EADDRINUSE || f1 == -EACCES)
+				continue;
+			return -f1;
+		}
+		f2 = bind_one(m->family, &b);
+		if (f2 < 0) {
+			close(f1);
+			if (f2 == -EADDRINUSE || f2 == -EACCES)
+				continue;
+			return -f2;
+		}
+		uv_udp_init(e->loop, &m->rtp);
+		uv_udp_init(e->loop, &m->rtcp);
+		uv_udp_open(&m->rtp, f1);
+		uv_udp_open(&m->rtcp, f2);
+		m->port = (uint16_t)p;
+		return 0;
+	}
+	return EADDRINUSE;
+}
+
+/* Opens the sockets of a new call. */
+int media_open(struct media **out, struct media_engine *e, int family,
+	       const char *local_addr, const struct media_handlers *h,
+	       void *arg, char **cause)
+{
+	struct media *m;
+	int err;
+
+	if (family != AF_INET && family != AF_INET6)
+		return EINVAL;
+	m = calloc(1, sizeof *m);
+	if (!m)
+		return ENOMEM;
+	m->e = e;
+	m->h = *h;
+	m->arg = arg;
+	m->family = family;
+	m->codec_pt = -1;
+	m->te_pt = -1;
+	snprintf(m->local, sizeof m->local, "%s", local_addr);
+	err = bind_pair(m);
+	if (err) {
+		if (cause && asprintf(cause, "no free RTP port pair on %s in %u-%u: %s",
+				      local_addr, e->port_lo, e->port_hi,
+				      strerror(err)) < 0)
+			*cause = NULL;
+		free(m);
+		return err;
+	}
+	m->rtp.data = m->rtcp.data = m;
+	m->open_handles = 2;
+	m->jb = jitter_buffer_init(MEDIA_FRAME_SAMPLES);
+	if (!m->jb || rtp_tx_init(&m->tx, 0, 8000) != 0) {
+		media_close(m);
+		return ENOMEM;
+	}
+	rtp_rx_stats_init(&m->rxst, -1);
+	uv_udp_recv_start(&m->rtp, alloc_cb, rtp_recv_cb);
+	uv_udp_recv_start(&m->rtcp, alloc_cb, rtcp_recv_cb);
+	m->next = e->head;
+	if (e->head)
+		e->head->prev = m;
+	e->head = m;
+	e->n++;
+	*out = m;
+	return 0;
+}
+
+/* The RTP socket's address and port. */
+void media_local(const struct media *m, const char **addr, uint16_t *port,
+		 int *family)
+{
+	*addr = m->local;
+	*port = m->port;
+	*family = m->family;
+}
+
+/* Applies the negotiated remote address, codec and telephone-event type. */
+int media_set_remote(struct media *m, const struct sdp_choice *c)
+{
+	struct sockaddr_storage r, rc;
+	bool unspecified;
+
+	if (c->family != m->family)
+		return EAFNOSUPPORT;
+	unspecified = !strcmp(c->addr, "0.0.0.0") || !strcmp(c->addr, "::");
+	if (!unspecified && (fill_addr(&r, c->family, c->addr, c->port) ||
+			     fill_addr(&rc, c->family, c->addr, c->port + 1u)))
+		return EINVAL;
+	if (!unspecified) {
+		m->remote = r;
+		m->remote_rtcp = rc;
+		m->have_remote = c->port != 0;
+	}
+	m->hold = c->hold || unspecified;
+	m->alaw = c->codec == SDP_CODEC_PCMA;
+	m->codec_pt = c->pt;
+	if (m->tx.pt != c->pt) {
+		m->tx.pt = c->pt;
+	}
+	if (c->te_pt != m->te_pt) {
+		m->te_pt = c->te_pt;
+		rtp_dtmf_rx_init(&m->dtmf, (uint8_t)(c->te_pt >= 0 ? c->te_pt : 101));
+	}
+	return 0;
+}
+
+/* Starts the call's media on the clock. */
+void media_start(struct media *m)
+{
+	if (m->started || m->closing)
+		return;
+	m->started = true;
+	m->last_rtcp_ms = uv_now(m->e->loop);
+	clock_start(m->e);
+}
+
+/* Queues audio to play. */
+int media_play(struct media *m, struct audio_buf *buf)
+{
+	if (m->closing)
+		return ECANCELED;
+	if (m->playq_n >= PLAYQ_MAX)
+		return ENOSPC;
+	m->playq[m->playq_n++] = audio_buf_ref(buf);
+	m->play_notify = true;
+	return 0;
+}
+
+/* Drops everything queued. */
+void media_play_stop(struct media *m)
+{
+	for (size_t i = 0; i < m->playq_n; i++)
+		audio_buf_unref(m->playq[i]);
+	m->playq_n = 0;
+	m->play_pos = 0;
+	m->play_notify = false;
+}
+
+/* Whether anything is still queued. */
+bool media_playing(const struct media *m)
+{
+	return m->playq_n > 0;
+}
+
+/* Turns delivery of received frames on or off. */
+void media_receive(struct media *m, bool on)
+{
+	m->receiving = on;
+}
+
+/* The call's counters. */
+const struct media_stats *media_stats(const struct media *m)
+{
+	return &m->st;
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+	struct media *m = h->data;
+
+	if (--m->open_handles == 0)
+		free(m);
+}
+
+/* Closes the call's sockets; frees once both are closed. */
+void media_close(struct media *m)
+{
+	struct media_engine *e;
+
+	if (!m || m->closing)
+		return;
+	e = m->e;
+	m->closing = true;
+	media_play_stop(m);
+	if (m->started)
+		clock_release(e);
+	if (m->prev)
+		m->prev->next = m->next;
+	else
+		e->head = m->next;
+	if (m->next)
+		m->next->prev = m->prev;
+	e->n--;
+	if (m->jb)
+		jitter_buffer_destroy(m->jb);
+	m->jb = NULL;
+	uv_close((uv_handle_t *)&m->rtp, handle_closed);
+	uv_close((uv_handle_t *)&m->rtcp, handle_closed);
+}
+
+/* Asks the kernel's routing which local address reaches remote. */
+int media_local_for(int family, const char *remote, char *out, size_t len)
+{
+	struct sockaddr_storage ss, me;
+	socklen_t ml = sizeof me;
+	int fd, err = 0;
+
+	if (fill_addr(&ss, family, remote, 9))
+		return EINVAL;
+	fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return errno;
+	if (connect(fd, (struct sockaddr *)&ss,
+		    family == AF_INET6 ? sizeof(struct sockaddr_in6)
+				       : sizeof(struct sockaddr_in)) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&me, &ml) != 0)
+		err = errno;
+	close(fd);
+	if (!err)
+		netaddr_host((struct sockaddr *)&me, out, len);
+	return err;
+}
