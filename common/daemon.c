@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -110,6 +111,16 @@ int daemon_parse_args(struct daemon_opts *o, int argc, char **argv,
 		fprintf(stderr, "%s: cannot create state directory %s: %s\n", prog,
 			o->state_dir, strerror(errno));
 		return EINVAL;
+	}
+	{
+		/* Each call holds two media sockets; a thousand calls need
+		 * more descriptors than the usual soft limit of 1024. */
+		struct rlimit rl;
+
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
 	}
 	o->state_abs = realpath(o->state_dir, NULL);
 	if (!o->state_abs) {

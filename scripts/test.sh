@@ -19,9 +19,10 @@ e2e_rc=${PIPESTATUS[0]}
 up=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$log/unit.txt" | tail -1)
 uf=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$log/unit.txt" | tail -1)
 last=$(grep -E '[0-9]+ (passed|failed|error)' "$log/e2e.txt" | tail -1)
-ep=$(echo "$last" | sed -n 's/.* \{0,1\}\([0-9][0-9]*\) passed.*/\1/p')
-ef=$(echo "$last" | sed -n 's/.* \{0,1\}\([0-9][0-9]*\) failed.*/\1/p')
-ee=$(echo "$last" | sed -n 's/.* \{0,1\}\([0-9][0-9]*\) error.*/\1/p')
+count() { echo "$last" | grep -oE "[0-9]+ $1" | head -1 | grep -oE '^[0-9]+'; }
+ep=$(count passed)
+ef=$(count failed)
+ee=$(count error)
 passed=$(( ${up:-0} + ${ep:-0} ))
 failed=$(( ${uf:-0} + ${ef:-0} + ${ee:-0} ))
 # A runner that crashed before its summary still fails the run.

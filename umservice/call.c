@@ -47,6 +47,7 @@
 #define MIN_SPEECH_MS 300		/* less than this is not a message */
 #define TRAIL_KEEP_MS 500		/* silence kept after the last speech */
 #define GREETING_PIECES 5
+#define MIN_SE 90			/* RFC 4028 minimum session interval */
 
 const char *const call_prompts[] = {
 	"Your message has been recorded. Goodbye.",
@@ -87,6 +88,7 @@ struct call {
 	char mailbox[21], dialplan[DIR_NAME_MAX + 1], display[160];
 	char caller[129], caller_name[129];
 	unsigned idle_ms, max_ms;
+	unsigned session_expires;	/* RFC 4028 interval (s), 0 = none */
 	struct sdp_offer offer;
 	bool have_offer;
 	uint64_t sess_id, sess_ver;
@@ -547,6 +549,31 @@ static void ack_timeout(uv_timer_t *t)
 	call_end(c, "no ACK", true);
 }
 
+static void session_expired(uv_timer_t *t)
+{
+	struct call *c = t->data;
+
+	log_notice("Call-ID %s: session expired (no refresh within %u s)",
+		   c->call_id, c->session_expires);
+	call_end(c, "session expired", true);
+}
+
+/* RFC 4028: the caller refreshes (refresher=uac); if no refresh arrives
+ * before the interval ends, the call is over. */
+static void session_refreshed(struct call *c)
+{
+	if (c->session_expires && c->cs == CS_ACTIVE)
+		set_timer(c, session_expired, (uint64_t)c->session_expires * 1000);
+}
+
+static void session_headers(const struct call *c, char *se, size_t len)
+{
+	if (c->session_expires)
+		snprintf(se, len, "%u;refresher=uac", c->session_expires);
+	else
+		se[0] = '\0';
+}
+
 static void on_ack(struct call *c, const sip_t *sip)
 {
 	if (c->cs != CS_ANSWERED)
@@ -577,6 +604,7 @@ static void on_ack(struct call *c, const sip_t *sip)
 		c->irq = NULL;
 	}
 	c->cs = CS_ACTIVE;
+	session_refreshed(c);
 	media_start(c->media);
 	pump_greeting(c);
 }
@@ -624,9 +652,16 @@ static void reinvite(struct call *c, nta_incoming_t *irq, const sip_t *sip)
 	}
 	log_info("Call-ID %s: re-INVITE: %s", c->call_id,
 		 ch.hold ? "on hold" : "media resumed");
-	nta_incoming_treply(irq, SIP_200_OK, SIPTAG_CONTACT_STR(c->contact),
-			    SIPTAG_CONTENT_TYPE_STR("application/sdp"),
-			    SIPTAG_PAYLOAD_STR(sdp), TAG_END());
+	{
+		char se[32];
+
+		session_headers(c, se, sizeof se);
+		nta_incoming_treply(irq, SIP_200_OK, SIPTAG_CONTACT_STR(c->contact),
+				    TAG_IF(se[0], SIPTAG_SESSION_EXPIRES_STR(se)),
+				    SIPTAG_CONTENT_TYPE_STR("application/sdp"),
+				    SIPTAG_PAYLOAD_STR(sdp), TAG_END());
+	}
+	session_refreshed(c);
 }
 
 static int leg_request(nta_leg_magic_t *magic, nta_leg_t *leg,
@@ -652,7 +687,18 @@ static int leg_request(nta_leg_magic_t *magic, nta_leg_t *leg,
 		}
 		nta_incoming_destroy(irq);
 		return 0;
-	case sip_method_update:
+	case sip_method_update: {
+		char se[32];
+
+		/* A session refresh without SDP (RFC 4028 with UPDATE). */
+		session_headers(c, se, sizeof se);
+		nta_incoming_treply(irq, SIP_200_OK, SIPTAG_CONTACT_STR(c->contact),
+				    TAG_IF(se[0], SIPTAG_SESSION_EXPIRES_STR(se)),
+				    TAG_END());
+		nta_incoming_destroy(irq);
+		session_refreshed(c);
+		return 0;
+	}
 	case sip_method_options:
 		nta_incoming_treply(irq, SIP_200_OK, SIPTAG_ALLOW_STR(SERVICE_ALLOW),
 				    TAG_END());
@@ -864,6 +910,18 @@ void call_invite(struct call_env *env, nta_agent_t *agent, nta_incoming_t *irq,
 				    SIPTAG_RETRY_AFTER_STR("30"), TAG_END());
 		goto refuse;
 	}
+	if (sip->sip_session_expires) {
+		unsigned se = (unsigned)sip->sip_session_expires->x_delta;
+
+		if (se < MIN_SE) {
+			log_notice("Call-ID %s: Session-Expires %u below %u: 422",
+				   c->call_id, se, MIN_SE);
+			nta_incoming_treply(irq, 422, "Session Interval Too Small",
+					    SIPTAG_MIN_SE_STR("90"), TAG_END());
+			goto refuse;
+		}
+		c->session_expires = se > 86400 ? 86400 : se;
+	}
 	status = admit(c, sip, (struct sockaddr *)&src, &phrase);
 	if (status) {
 		log_notice("Call-ID %s from %s: %d %s", c->call_id, c->peer, status,
@@ -949,10 +1007,18 @@ void call_invite(struct call_env *env, nta_agent_t *agent, nta_incoming_t *irq,
 	synthesise_greeting(c);
 	nta_incoming_treply(irq, SIP_180_RINGING, SIPTAG_CONTACT_STR(c->contact),
 			    TAG_END());
-	nta_incoming_treply(irq, SIP_200_OK, SIPTAG_CONTACT_STR(c->contact),
-			    SIPTAG_ALLOW_STR(SERVICE_ALLOW),
-			    SIPTAG_CONTENT_TYPE_STR("application/sdp"),
-			    SIPTAG_PAYLOAD_STR(sdp), TAG_END());
+	{
+		char se[32];
+		bool timer = sip_has_supported(sip->sip_supported, "timer");
+
+		session_headers(c, se, sizeof se);
+		nta_incoming_treply(irq, SIP_200_OK, SIPTAG_CONTACT_STR(c->contact),
+				    SIPTAG_ALLOW_STR(SERVICE_ALLOW),
+				    TAG_IF(se[0], SIPTAG_SESSION_EXPIRES_STR(se)),
+				    TAG_IF(se[0] && timer, SIPTAG_REQUIRE_STR("timer")),
+				    SIPTAG_CONTENT_TYPE_STR("application/sdp"),
+				    SIPTAG_PAYLOAD_STR(sdp), TAG_END());
+	}
 	c->cs = CS_ANSWERED;
 	set_timer(c, ack_timeout, ACK_TIMEOUT_MS);
 	log_info("Call-ID %s from %s (caller %s): call answering for mailbox %s, "
