@@ -361,7 +361,7 @@ int test_dir_field_validation(void)
 	UT_ASSERT_INT(set(d, DIR_OBJ_GATEWAY, "nosuch", KV("port", "5070")),
 		      ENOENT);
 	UT_ASSERT_INT(set(d, DIR_OBJ_UMSERVICE, NULL,
-			  KV("max-calls-allowed", "201")),
+			  KV("max-calls-allowed", "10001")),
 		      EINVAL);
 	UT_ASSERT_INT(set(d, DIR_OBJ_UMSERVICE, NULL,
 			  KV("max-calls-allowed", "0")),
