@@ -45,6 +45,11 @@
 
 /* Where a request came from and on what. */
 struct pkt {
+	/* The transport the request came in on: a deferred stateless reply
+	 * must go out the same way (same source address for UDP, the same
+	 * connection for TCP), and sofia only knows it while the request is
+	 * being delivered. Referenced while a pending call holds it. */
+	tport_t *tp;
 	struct sockaddr_storage local, remote;
 	char transport[8];
 	int family;		/* AF_INET / AF_INET6 */
@@ -144,6 +149,7 @@ static void pkt_info(struct pkt *p, nta_agent_t *agent, msg_t *msg)
 	su_addrinfo_t *ai = msg_addrinfo(msg);
 
 	memset(p, 0, sizeof *p);
+	p->tp = tp;
 	if (ai && ai->ai_addr && ai->ai_addrlen <= sizeof p->remote)
 		memcpy(&p->remote, ai->ai_addr, ai->ai_addrlen);
 	if (tp) {
@@ -195,7 +201,7 @@ static void reply(struct route *r, nta_agent_t *agent, msg_t *req,
 		msg_ref_create(rep);	/* keep it to log what was sent */
 	ta_start(ta, tag, value);
 	nta_msg_mreply(agent, rep, sip_object(rep), status, phrase, req,
-		       ta_tags(ta));
+		       TAG_IF(p->tp, NTATAG_TPORT(p->tp)), ta_tags(ta));
 	(void)ta_end(ta);
 	if (r->plog) {
 		plog_msg(r, "out", p, rep);
@@ -235,6 +241,7 @@ static void pend_free(struct pending *p)
 {
 	if (p->msg)
 		msg_destroy(p->msg);
+	tport_unref(p->pkt.tp);
 	free(p);
 }
 
@@ -381,7 +388,7 @@ static void finish(struct route *r, struct pending *p, int status,
 	      TAG_IF(retry_after, SIPTAG_RETRY_AFTER_STR(ROUTE_RETRY_AFTER)),
 	      TAG_END());
 	p->msg = NULL;
-	free(p);
+	pend_free(p);
 }
 
 /* Hands the call to the next instance that can take it, or answers 503. */
@@ -500,7 +507,7 @@ void route_ack(struct route *r, struct ipc_conn *from,
 	reply(r, p->agent, p->msg, &p->pkt, 302, "Moved Temporarily",
 	      SIPTAG_CONTACT_STR(contact), TAG_END());
 	p->msg = NULL;
-	free(p);
+	pend_free(p);
 	arm_timer(r);
 }
 
@@ -629,6 +636,7 @@ static void route_invite(struct route *r, nta_agent_t *agent, msg_t *msg,
 	p->msg = msg;
 	p->agent = agent;
 	p->pkt = *pk;
+	p->pkt.tp = tport_ref(pk->tp);
 	snprintf(p->user, sizeof p->user, "%s", ruser ? ruser : "");
 	snprintf(p->call_id, sizeof p->call_id, "%s", sip->sip_call_id->i_id);
 	snprintf(p->branch, sizeof p->branch, "%s", branch);

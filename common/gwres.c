@@ -34,9 +34,12 @@ struct gwres {
 	uv_timer_t timer;
 };
 
+static void lookup_all(struct gwres *g);
+
+/* TTL ran out: the resolver's cache has expired too, so this asks DNS. */
 static void refresh_cb(uv_timer_t *t)
 {
-	gwres_refresh(t->data);
+	lookup_all(t->data);
 }
 
 static void lookup_done(void *arg, int err, const struct resolver_addr *addrs,
@@ -144,8 +147,16 @@ int gwres_configure(struct gwres *g, const char *servers, char **cause)
 	return 0;
 }
 
-/* Looks every FQDN gateway up again. */
+/* Looks every FQDN gateway up again, asking DNS afresh: a directory change
+ * (or SIGHUP) is when an administrator expects a new record to be seen,
+ * whatever TTL the old one had. */
 void gwres_refresh(struct gwres *g)
+{
+	resolver_flush(g->res);
+	lookup_all(g);
+}
+
+static void lookup_all(struct gwres *g)
 {
 	struct rtab *t = g->table_h(g->table_arg);
 

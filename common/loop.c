@@ -77,6 +77,46 @@ static void sofia_log(void *stream, char const *fmt, va_list ap)
 	}
 }
 
+/* nta's own log object (exported by libsofia-sip-ua, not declared in its
+ * public headers). */
+extern su_log_t nta_log[];
+
+/* nta says why it dropped a request it could not answer (no Via, failed
+ * sanity check, a bad header) only at its level 5, where it also logs every
+ * message it handles. So nta_log runs at level 5 and this filter drops the
+ * per-message chatter by its format string (cheap: nothing is formatted),
+ * formats only the two formats that carry drop reasons as arguments, and
+ * passes everything else (nta's errors and warnings). */
+static void nta_filter_log(void *stream, char const *fmt, va_list ap)
+{
+	static const char *const chatter[] = {
+		"nta: received ", "nta: timer ", "nta: for \"", "nta: %03d %s %s",
+		"nta: %s (%u) is going to",
+	};
+	char line[512];
+	va_list cp;
+
+	if (log_get_level() <= LOG_LEVEL_DEBUG) {
+		sofia_log(stream, fmt, ap);
+		return;
+	}
+	for (size_t i = 0; i < sizeof chatter / sizeof chatter[0]; i++) {
+		if (!strncmp(fmt, chatter[i], strlen(chatter[i])))
+			return;
+	}
+	if (!strcmp(fmt, "nta: %s (%u) %s\n") || !strcmp(fmt, "nta: %s (%u) is %s\n")) {
+		va_copy(cp, ap);
+		vsnprintf(line, sizeof line, fmt, cp);
+		va_end(cp);
+		if (!strstr(line, "sanity") && !strstr(line, "Bad"))
+			return;
+		log_write(LOG_LEVEL_INFO, "sofia", "%s: dropped or refused",
+			  strtok(line, "\n"));
+		return;
+	}
+	sofia_log(stream, fmt, ap);
+}
+
 /* Creates su_root and the embedded libuv loop. Calls su_init() once. */
 int loop_alloc(struct loop **out)
 {
@@ -90,6 +130,8 @@ int loop_alloc(struct loop **out)
 		if (su_init() != 0)
 			return ENOMEM;
 		su_log_redirect(su_log_default, sofia_log, NULL);
+		su_log_redirect(nta_log, nta_filter_log, NULL);
+		su_log_set_level(nta_log, 5);
 		su_ready = true;
 	}
 	l = calloc(1, sizeof *l);

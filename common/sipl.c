@@ -20,6 +20,7 @@
 
 #include <sofia-sip/nta_tport.h>
 #include <sofia-sip/tport.h>
+#include <sofia-sip/tport_tag.h>
 
 struct sipl {
 	su_root_t *root;
@@ -124,7 +125,11 @@ static int open_family(struct sipl *s, enum sipl_family f, unsigned port,
 	errno = 0;
 	agent = nta_agent_create(s->root, URL_STRING_MAKE(urlp), s->h.message_h,
 				 s->h.message_arg, NTATAG_UA(s->h.ua ? 1 : 0),
-				 NTATAG_SERVER_RPORT(1), TAG_END());
+				 NTATAG_SERVER_RPORT(1),
+				 /* sofia answers STUN on the SIP port by default,
+				  * to anyone: a SIP listener has no business doing
+				  * that. */
+				 TPTAG_STUN_SERVER(0), TAG_END());
 	if (!agent) {
 		/* sofia's clean-up overwrites errno; find the real reason by
 		 * trying the bind ourselves. */

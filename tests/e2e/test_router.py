@@ -1,0 +1,1490 @@
+"""Issue 3 (call router) process tests: trusted peers, classification, the
+choice of UM service instance, 302 with a one-time token, the other
+methods, hostile input, DNS names of gateways, the protocol log.
+
+Real daemons from build/, real SIP peers: SIPp (sipp/invite.xml) and a raw
+SIP client over UDP and TCP, 127.0.0.1 and ::1; dnsmasq on loopback for
+FQDN gateways. Every wait is bounded; every process started here is
+stopped here.
+
+The default directory: gateways `loopback` (127.0.0.1) and `loopback6`
+(::1), IPAddressFamily Any, linked by hunt groups with an empty pilot to
+dial plan `default` (4-digit extensions, subscriber access number 5000);
+mailbox 1001.
+"""
+
+import re
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import (LOOPBACK, SIPP, SIPP_DIR, Env, SipResponse, free_port, hostport,
+                      sipp_options, sipp_request, wait_for)
+
+PILOT = "8000"          # a called number that is neither 5000 nor a mailbox
+ACCESS = "5000"         # the default dial plan's subscriber access number
+MAILBOX = "1001"        # the default mailbox
+TOKEN_RE = re.compile(r"^[0-9a-f]{32}$")
+CONTACT_RE = re.compile(
+    r"^<sip:(?P<user>[^@>;]*)@(?P<host>\[[0-9A-Fa-f:.]+\]|[^:;>\[\]]+):(?P<port>\d+)"
+    r"(?P<params>(?:;[^>]*)?)>$")
+
+# (family, transport) combinations: ids for parametrize.
+COMBOS = [("IPv4", "udp"), ("IPv4", "tcp"), ("IPv6", "udp"), ("IPv6", "tcp")]
+COMBO_IDS = [f"{'v4' if f == 'IPv4' else 'v6'}-{t}" for f, t in COMBOS]
+SIPP_T = {"udp": "u1", "tcp": "t1"}
+BRACKETED = {"IPv4": "127.0.0.1", "IPv6": "[::1]"}
+GATEWAY_OF = {"IPv4": "loopback", "IPv6": "loopback6"}
+
+DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+
+
+# --------------------------------------------------------------------------
+# Contact of a 302
+
+
+class Contact:
+    """The parsed Contact of a 302 from the router."""
+
+    def __init__(self, value):
+        self.value = value
+        m = CONTACT_RE.match(value or "")
+        assert m, f"Contact not of the form <sip:user@host:port;params>: {value!r}"
+        self.user = m.group("user")
+        self.host = m.group("host")               # IPv6 with brackets
+        self.port = int(m.group("port"))
+        self.params = {}
+        for p in m.group("params").split(";")[1:]:
+            k, _, v = p.partition("=")
+            self.params[k.lower()] = v
+        self.transport = self.params.get("transport")
+        self.token = self.params.get("umtoken")
+
+    @property
+    def bare_host(self):
+        return self.host.strip("[]")
+
+    @property
+    def family(self):
+        return "IPv6" if self.host.startswith("[") else "IPv4"
+
+    def check(self, family, transport, port=None, user=None):
+        """The Contact is the instance's endpoint in the family and on the
+        transport of the INVITE, with a 32-hex token."""
+        want_host = BRACKETED[family]
+        assert self.host == want_host, \
+            f"Contact host {self.host} for an INVITE over {family} (want {want_host}): {self.value}"
+        assert self.transport == transport, \
+            f"transport={self.transport} for an INVITE over {transport}: {self.value}"
+        assert self.token and TOKEN_RE.match(self.token), \
+            f"no 32-hex umtoken: {self.value}"
+        if port is not None:
+            assert self.port == port, f"Contact port {self.port}, want {port}: {self.value}"
+        if user is not None:
+            assert self.user == user, f"Contact user {self.user}, want {user}: {self.value}"
+        return self
+
+
+# --------------------------------------------------------------------------
+# SIPp INVITE
+
+
+def _split_sipp_messages(text):
+    """(direction, message) pairs from a SIPp -trace_msg file."""
+    out = []
+    for block in re.split(r"(?m)^-{20,}[^\n]*\n", text):
+        m = re.match(r"\s*(UDP|TCP)\s+message\s+(sent|received)[^\n]*\n\n?", block)
+        if not m:
+            continue
+        msg = block[m.end():].lstrip("\r\n")
+        out.append((m.group(2), msg.replace("\r\n", "\n").replace("\n", "\r\n")))
+    return out
+
+
+class SippCall:
+    def __init__(self, argv, rc, output, messages, errors):
+        self.argv, self.rc, self.output = argv, rc, output
+        self.messages, self.errors = messages, errors
+
+    @property
+    def ok(self):
+        return self.rc == 0
+
+    @property
+    def responses(self):
+        out = []
+        for d, m in self.messages:
+            if d == "received" and m.startswith("SIP/2.0 "):
+                out.append(SipResponse(m))
+        return out
+
+    @property
+    def call_id(self):
+        for d, m in self.messages:
+            if d == "sent":
+                hit = re.search(r"(?im)^call-id:\s*(\S+)", m)
+                if hit:
+                    return hit.group(1)
+        return None
+
+    @property
+    def local_port(self):
+        return int(self.argv[self.argv.index("-p") + 1])
+
+    @property
+    def final(self):
+        """The last final response received (SipResponse) or None."""
+        finals = [r for r in self.responses if r.status >= 200]
+        return finals[-1] if finals else None
+
+    @property
+    def contact(self):
+        f = self.final
+        assert f is not None and f.status == 302, f"no 302: {self}"
+        return Contact(f.header("contact"))
+
+    def __str__(self):
+        tail = "\n".join(self.output.splitlines()[-15:])
+        msgs = "\n".join(f"--- {d}\n{m[:1500]}" for d, m in self.messages[-6:])
+        return (f"sipp exit {self.rc}: {' '.join(self.argv)}\n{tail}\n{msgs}\n"
+                f"{self.errors[-2000:]}")
+
+
+# SIPp actions on a 302: the Contact carries a token (checked by SIPp too).
+ACTIONS_302 = """\
+    <action>
+      <ereg regexp="umtoken=([0-9a-f]{32})" search_in="hdr" header="Contact:"
+            check_it="true" assign_to="whole,token"/>
+      <log message="302 Contact token [$token] in [$whole]"/>
+    </action>"""
+
+
+def sipp_invite(host, port, transport="udp", ruser=PILOT, headers=(), expect=302,
+                local_ip=None, pause_ms=0, timeout=5, calls=1, rate=None):
+    """One INVITE (with SDP) from SIPp on local_ip (default: host, i.e.
+    127.0.0.1 or ::1) to host:port over udp/tcp, expecting the final status
+    `expect`, then ACK and a pause of pause_ms during which any further
+    message fails the call. Returns a SippCall (rc 0 = as expected) with
+    the messages exchanged."""
+    work = Path(tempfile.mkdtemp(prefix="openum-sipp-"))
+    try:
+        hdrs = "\n".join(f"      {h}" for h in headers)
+        text = (SIPP_DIR / "invite.xml").read_text()
+        text = (text.replace("@RUSER@", ruser).replace("@HEADERS@\n", hdrs + "\n" if hdrs else "")
+                .replace("@STATUS@", str(expect)).replace("@PAUSE@", str(pause_ms))
+                .replace("@ACTIONS@", ACTIONS_302 if int(expect) == 302 else ""))
+        scen = work / "invite.xml"
+        scen.write_text(text)
+        argv = [SIPP, "-sf", str(scen), "-t", SIPP_T[transport], "-i", local_ip or host,
+                "-p", str(free_port()), "-m", str(calls), "-timeout", f"{timeout}s",
+                "-timeout_error", "-nostdin", "-trace_err", "-error_file",
+                str(work / "errors.log")]
+        if calls == 1:
+            argv += ["-trace_msg", "-message_file", str(work / "messages.log"),
+                     "-trace_logs", "-log_file", str(work / "logs.log")]
+        else:
+            argv += ["-r", str(rate or calls), "-l", str(calls)]
+        argv.append(hostport(host, port))
+        try:
+            r = subprocess.run(argv, cwd=work, stdin=subprocess.DEVNULL,
+                               capture_output=True, text=True, errors="replace",
+                               timeout=timeout + 10)
+            rc, output = r.returncode, r.stdout + r.stderr
+        except subprocess.TimeoutExpired as e:
+            rc, output = -999, f"sipp did not exit: {e}"
+
+        def read(name):
+            p = work / name
+            return p.read_text(errors="replace") if p.exists() else ""
+        return SippCall(argv, rc, output, _split_sipp_messages(read("messages.log")),
+                        read("errors.log") + read("logs.log"))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def routed(env, family="IPv4", transport="udp", ruser=PILOT, headers=(), **kw):
+    """SIPp INVITE to the router expecting 302; returns the checked Contact."""
+    host = LOOPBACK[family]
+    call = sipp_invite(host, env.router_port, transport, ruser, headers, 302, **kw)
+    assert call.ok, str(call)
+    return call.contact.check(family, transport)
+
+
+def final_status(env, family="IPv4", transport="udp", ruser=PILOT, headers=(), local_ip=None,
+                 expect=302):
+    """The status of the router's final answer to a SIPp INVITE (None when
+    there was none); expect is only SIPp's guess, a mismatch is no error."""
+    call = sipp_invite(LOOPBACK[family], env.router_port, transport, ruser, headers,
+                       expect, local_ip=local_ip, timeout=2)
+    f = call.final
+    return f.status if f else None
+
+
+# --------------------------------------------------------------------------
+# raw SIP
+
+
+def new_branch():
+    return "z9hG4bK" + uuid.uuid4().hex
+
+
+def sdp_offer(host, rtp_port):
+    ip = "IP6" if ":" in host else "IP4"
+    return ("v=0\r\n"
+            f"o=e2e 1 1 IN {ip} {host}\r\n"
+            "s=-\r\n"
+            f"c=IN {ip} {host}\r\n"
+            "t=0 0\r\n"
+            f"m=audio {rtp_port} RTP/AVP 0 8 101\r\n"
+            "a=rtpmap:0 PCMU/8000\r\n"
+            "a=rtpmap:8 PCMA/8000\r\n"
+            "a=rtpmap:101 telephone-event/8000\r\n"
+            "a=fmtp:101 0-15\r\n"
+            "a=sendrecv\r\n")
+
+
+class RawSip:
+    """A hand-driven SIP client on one socket (UDP, or one TCP connection)
+    from `host` (127.0.0.1 or ::1) to `host:port` of the peer.
+
+    strict (default): the UDP socket is connected to the peer, so only
+    answers from exactly the address and port the request went to arrive;
+    TCP answers must come on the connection the request went on.
+    lenient: UDP answers from any source are taken (and their source kept
+    in .sources); for TCP the Via names a separate listening port of ours
+    and answers arriving on a new connection there are taken too (their
+    origin is kept in .sources as ("new connection", addr))."""
+
+    def __init__(self, host, port, transport="udp", strict=True, local_ip=None, timeout=2.0):
+        self.host, self.port, self.transport, self.strict = host, port, transport, strict
+        self.fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+        typ = socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM
+        self.sock = socket.socket(self.fam, typ)
+        self.sock.settimeout(timeout)
+        self.listener = None
+        self.accepted = []
+        self.sources = []
+        self.buf = b""
+        self.pending = []          # responses parsed but not yet returned
+        self.closed_by_peer = False
+        try:
+            self.sock.bind((local_ip or host, 0))
+            if transport == "tcp" or strict:
+                self.sock.connect((host, port))
+            self.lhost, self.lport = self.sock.getsockname()[:2]
+            self.via_port = self.lport
+            if transport == "tcp" and not strict:
+                self.listener = socket.socket(self.fam, socket.SOCK_STREAM)
+                self.listener.bind((local_ip or host, 0))
+                self.listener.listen(8)
+                self.via_port = self.listener.getsockname()[1]
+        except Exception:
+            self.close()
+            raise
+
+    # addresses
+    @property
+    def local(self):
+        return hostport(self.lhost, self.lport)
+
+    @property
+    def via_sent_by(self):
+        return hostport(self.lhost, self.via_port)
+
+    @property
+    def remote(self):
+        return hostport(self.host, self.port)
+
+    def close(self):
+        for s in [self.sock, self.listener, *self.accepted]:
+            if s is not None:
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+    # sending
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        if self.transport == "udp" and not self.strict:
+            self.sock.sendto(data, (self.host, self.port))
+        else:
+            self.sock.sendall(data)
+
+    def request(self, method, ruri=None, call_id=None, branch=None, cseq=1,
+                from_tag=None, to_tag=None, to_user=None, headers=(), body="",
+                content_type="application/sdp", cseq_method=None, rport=True):
+        """Builds and sends a request; returns its fields (dict) so that an
+        ACK / CANCEL / BYE can be built from them."""
+        ruri = ruri or f"sip:{PILOT}@{self.remote}"
+        call_id = call_id or f"{uuid.uuid4().hex}@e2e"
+        branch = branch or new_branch()
+        from_tag = from_tag or uuid.uuid4().hex[:10]
+        to_user = to_user or (ruri.split(":", 1)[1].split("@")[0] if "@" in ruri else "um")
+        to = f"<sip:{to_user}@{self.remote}>" + (f";tag={to_tag}" if to_tag else "")
+        lines = [
+            f"{method} {ruri} SIP/2.0",
+            f"Via: SIP/2.0/{self.transport.upper()} {self.via_sent_by};branch={branch}"
+            + (";rport" if rport else ""),
+            "Max-Forwards: 70",
+            f"From: \"e2e\" <sip:4255550100@{self.local}>;tag={from_tag}",
+            f"To: {to}",
+            f"Call-ID: {call_id}",
+            f"CSeq: {cseq} {cseq_method or method}",
+            f"Contact: <sip:4255550100@{self.via_sent_by};transport={self.transport}>",
+            "User-Agent: OpenUM-e2e-raw",
+            *headers,
+        ]
+        if body:
+            lines.append(f"Content-Type: {content_type}")
+        lines.append(f"Content-Length: {len(body.encode())}")
+        self.send("\r\n".join(lines) + "\r\n\r\n" + body)
+        return dict(method=method, ruri=ruri, call_id=call_id, branch=branch, cseq=cseq,
+                    from_tag=from_tag, to_user=to_user)
+
+    # receiving
+    def _frames_from(self, data):
+        """Appends complete messages in the TCP stream to self.pending."""
+        self.buf += data
+        while b"\r\n\r\n" in self.buf:
+            head, rest = self.buf.split(b"\r\n\r\n", 1)
+            m = re.search(rb"(?im)^(?:content-length|l)\s*:\s*(\d+)", head)
+            clen = int(m.group(1)) if m else 0
+            if len(rest) < clen:
+                break
+            self.buf = rest[clen:]
+            self.pending.append((head + b"\r\n\r\n" + rest[:clen]).decode(errors="replace"))
+
+    def recv_message(self, timeout=1.0):
+        """The next message from the peer (text), or None after timeout."""
+        deadline = time.monotonic() + timeout
+        while not self.pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            watch = [self.sock] + ([self.listener] if self.listener else []) + self.accepted
+            if self.closed_by_peer and self.sock in watch:
+                watch.remove(self.sock)
+            if not watch:
+                time.sleep(min(left, 0.05))
+                continue
+            ready, _, _ = select.select(watch, [], [], left)
+            for s in ready:
+                if s is self.listener:
+                    c, addr = self.listener.accept()
+                    c.settimeout(1.0)
+                    self.accepted.append(c)
+                    self.sources.append(("new connection", addr[:2]))
+                    continue
+                if self.transport == "udp":
+                    try:
+                        data, addr = s.recvfrom(65535)
+                    except ConnectionRefusedError:
+                        continue
+                    self.sources.append(("datagram", addr[:2]))
+                    self.pending.append(data.decode(errors="replace"))
+                    continue
+                try:
+                    data = s.recv(65535)
+                except (ConnectionResetError, socket.timeout):
+                    data = b""
+                if not data:
+                    if s is self.sock:
+                        self.closed_by_peer = True
+                    else:
+                        self.accepted.remove(s)
+                    continue
+                self._frames_from(data)
+        return self.pending.pop(0)
+
+    def recv_response(self, timeout=1.0, final=True):
+        """The next (final, unless final=False) response, as SipResponse with
+        .body; requests from the peer are answered 200 (BYE) or skipped."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            text = self.recv_message(left)
+            if text is None:
+                return None
+            if not text.startswith("SIP/2.0 "):
+                continue
+            r = SipResponse(text)
+            r.body = text.split("\r\n\r\n", 1)[1] if "\r\n\r\n" in text else ""
+            if final and r.status < 200:
+                continue
+            return r
+
+
+def ack_for(c, f, resp):
+    """ACK of a non-2xx final answer: same branch, the answer's To tag."""
+    to_tag = re.search(r";tag=([^;>\s]+)", resp.header("to") or "")
+    c.request("ACK", ruri=f["ruri"], call_id=f["call_id"], branch=f["branch"],
+              cseq=f["cseq"], from_tag=f["from_tag"],
+              to_tag=to_tag.group(1) if to_tag else None, to_user=f["to_user"])
+
+
+# --------------------------------------------------------------------------
+# a call to the UM service with the token
+
+
+class UmCall:
+    """INVITE with SDP to a 302's Contact (strict raw client: answers must
+    come back on the socket / connection the INVITE used)."""
+
+    def __init__(self, contact, ruser=None):
+        self.contact = contact
+        host = contact.bare_host
+        self.c = RawSip(host, contact.port, contact.transport, strict=True)
+        self.rtp = socket.socket(self.c.fam, socket.SOCK_DGRAM)
+        self.rtp.bind((host, 0))
+        self.rtp.settimeout(0.2)
+        self.responses = []
+        self.final = None
+        self.dialog = None
+        self.ruri = contact.value.strip("<>")
+        self.fields = self.c.request(
+            "INVITE", ruri=self.ruri, to_user=ruser or contact.user,
+            body=sdp_offer(host, self.rtp.getsockname()[1]))
+
+    def wait_final(self, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            r = self.c.recv_response(deadline - time.monotonic(), final=False)
+            if r is None:
+                break
+            self.responses.append(r)
+            if r.status >= 200:
+                self.final = r
+                break
+        return self.final
+
+    @property
+    def statuses(self):
+        return [r.status for r in self.responses]
+
+    def ack(self):
+        """ACK of the final answer: for a 2xx a new transaction to the
+        Contact of the 200 with its To tag; for others the INVITE's branch."""
+        f, r = self.fields, self.final
+        to_tag = re.search(r";tag=([^;>\s]+)", r.header("to") or "")
+        to_tag = to_tag.group(1) if to_tag else None
+        if r.status >= 300:
+            self.c.request("ACK", ruri=f["ruri"], call_id=f["call_id"], branch=f["branch"],
+                           cseq=f["cseq"], from_tag=f["from_tag"], to_tag=to_tag,
+                           to_user=f["to_user"])
+            return
+        m = re.search(r"<([^>]+)>", r.header("contact") or "")
+        target = m.group(1) if m else f["ruri"]
+        self.dialog = dict(target=target, to_tag=to_tag)
+        self.c.request("ACK", ruri=target, call_id=f["call_id"], cseq=f["cseq"],
+                       from_tag=f["from_tag"], to_tag=to_tag, to_user=f["to_user"])
+
+    def bye(self, timeout=3.0):
+        """BYE in the dialog; returns the final answer to it."""
+        f, d = self.fields, self.dialog
+        b = self.c.request("BYE", ruri=d["target"], call_id=f["call_id"], cseq=f["cseq"] + 1,
+                           from_tag=f["from_tag"], to_tag=d["to_tag"], to_user=f["to_user"])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            r = self.c.recv_response(deadline - time.monotonic())
+            if r is None:
+                return None
+            if (r.header("cseq") or "").upper().endswith("BYE") and \
+                    r.header("call-id") == b["call_id"]:
+                return r
+        return None
+
+    def close(self):
+        self.c.close()
+        self.rtp.close()
+
+
+def answered(call):
+    """The UM service took the token: a 2xx final answer (after 180)."""
+    r = call.final
+    return r is not None and 200 <= r.status < 300
+
+
+# --------------------------------------------------------------------------
+# the router's log, the protocol log
+
+
+def _inst(env, instance_id):
+    return env.find_instance(env.status(), instance_id)
+
+
+def router_of(env):
+    return next(d for d in env.daemons if d.name == "umcallrouter" and d.alive())
+
+
+def log_lines(daemon, needle):
+    return [line for line in daemon.log().splitlines() if needle in line]
+
+
+PLOG_HEAD = re.compile(
+    r"^(?P<time>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z?) (?P<dir>in|out) (?P<tr>udp|tcp) "
+    r"local (?P<local>\S+) remote (?P<remote>\S+) (?P<len>\d+) bytes$")
+
+
+def protolog_records(path):
+    """[(header match, message text)] from a protocol log."""
+    try:
+        text = Path(path).read_bytes().decode(errors="replace")
+    except FileNotFoundError:
+        return []
+    recs, cur, body = [], None, []
+    for line in text.split("\n"):
+        m = PLOG_HEAD.match(line.rstrip("\r"))
+        if m:
+            if cur:
+                recs.append((cur, "\n".join(body)))
+            cur, body = m, []
+        elif cur is not None:
+            body.append(line)
+    if cur:
+        recs.append((cur, "\n".join(body)))
+    return recs
+
+
+# --------------------------------------------------------------------------
+# dnsmasq on loopback
+
+
+class Dnsmasq:
+    """dnsmasq answering for example.test on 127.0.0.1:port only, from a
+    hosts file (reloaded on SIGHUP); never forwards anything."""
+
+    def __init__(self, workdir, port=None):
+        self.dir = Path(workdir)
+        self.port = port or free_port()
+        self.hosts = self.dir / "dns.hosts"
+        self.log = self.dir / "dnsmasq.log"
+        self.proc = None
+
+    def write(self, records):
+        """records: [(address, name)]."""
+        self.hosts.write_text("".join(f"{a} {n}\n" for a, n in records))
+
+    def start(self, records, ttl=1):
+        self.write(records)
+        argv = [DNSMASQ, "--keep-in-foreground", "--conf-file=/dev/null", "--pid-file=",
+                f"--port={self.port}", "--listen-address=127.0.0.1", "--bind-interfaces",
+                "--no-hosts", "--no-resolv", "--no-poll", "--user=root",
+                f"--addn-hosts={self.hosts}", "--local=/example.test/",
+                f"--local-ttl={ttl}", "--log-queries", f"--log-facility={self.log}"]
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # Ready when it answers on its UDP port.
+        wait_for(lambda: self.proc.poll() is not None or self.answers(), 5,
+                 what="dnsmasq to answer")
+        assert self.proc.poll() is None, \
+            f"dnsmasq exited {self.proc.returncode}: {self.proc.stderr.read().decode()}"
+        return self
+
+    def answers(self):
+        """True when a DNS query for pbx.example.test gets any answer."""
+        q = (b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+             b"\x03pbx\x07example\x04test\x00\x00\x01\x00\x01")
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(0.2)
+        try:
+            s.sendto(q, ("127.0.0.1", self.port))
+            return s.recv(512)[:2] == b"\x12\x34"
+        except OSError:
+            return False
+        finally:
+            s.close()
+
+    def reload(self, records):
+        self.write(records)
+        self.proc.send_signal(signal.SIGHUP)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self.proc and self.proc.stderr:
+            self.proc.stderr.close()
+
+    def queries(self):
+        try:
+            return [line for line in self.log.read_text(errors="replace").splitlines()
+                    if "query[" in line]
+        except FileNotFoundError:
+            return []
+
+
+@pytest.fixture
+def dns(env):
+    d = Dnsmasq(env.base)
+    yield d
+    d.stop()
+
+
+def use_fqdn_gateway(env, dns, af="Any", name="gwname", fqdn="pbx.example.test"):
+    """Directory (router not yet running): DnsServers -> our dnsmasq, the
+    two literal loopback gateways removed, one FQDN gateway linked to the
+    default dial plan."""
+    env.umctl_ok("set-umcallroutersettings", "--dns-servers", f"127.0.0.1:{dns.port}")
+    for hg in ("loopback-default", "loopback6-default"):
+        env.umctl_ok("remove-umhuntgroup", "--identity", hg)
+    for gw in ("loopback", "loopback6"):
+        env.umctl_ok("remove-umipgateway", "--identity", gw)
+    env.umctl_ok("new-umipgateway", "--name", name, "--address", fqdn,
+                 "--ip-address-family", af)
+    env.umctl_ok("new-umhuntgroup", "--name", f"{name}-default", "--umipgateway", name,
+                 "--umdialplan", "default")
+
+
+# --------------------------------------------------------------------------
+# fixtures
+
+
+@pytest.fixture(scope="module")
+def shared_env():
+    """Router and one UM service instance shared by the tests that change
+    nothing (classification, methods); stopped and checked at the end."""
+    base = tempfile.mkdtemp(prefix="openum-e2e-router-")
+    e = Env(base)
+    try:
+        e.start_router()
+        e.start_service()
+        yield e
+    finally:
+        problems = []
+        try:
+            problems = e.stop_all()
+        finally:
+            e.kill_all()
+        if problems:
+            print(f"\n[kept {base} for inspection]\n" + e.report())
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+        assert not problems, "daemons did not stop cleanly:\n" + "\n".join(problems)
+
+
+@pytest.fixture
+def shared(shared_env, request):
+    request.node._openum_env = shared_env
+    dead = [d for d in shared_env.daemons if not d.alive()]
+    assert not dead, f"shared daemons died earlier: {[d.name for d in dead]}\n" + \
+        shared_env.report()
+    return shared_env
+
+
+# --------------------------------------------------------------------------
+# (1) Diversion -> 302 with a token the UM service takes, once
+
+
+@pytest.mark.parametrize("family,transport", COMBOS, ids=COMBO_IDS)
+def test_diversion_302_token_answered_once(running, family, transport):
+    env = running
+    div = [f"Diversion: <sip:{MAILBOX}@[local_ip]>;reason=no-answer;counter=1"]
+    contact = routed(env, family, transport, PILOT, div)
+    contact.check(family, transport, port=env.service_port, user=PILOT)
+
+    call = UmCall(contact)
+    try:
+        final = call.wait_final(5.0)
+        assert final is not None, \
+            f"no final answer from the UM service to the token INVITE: {call.statuses}"
+        assert answered(call), \
+            f"the UM service did not answer the router's token: {call.statuses} {final.reason}"
+        assert 180 in call.statuses, call.statuses
+        call.ack()
+        assert final.header("content-type") == "application/sdp", final.raw
+        assert "m=audio" in final.body, final.body
+        assert f"IN {'IP6' if family == 'IPv6' else 'IP4'} {LOOPBACK[family]}" in final.body, \
+            f"SDP answer not in the call's family:\n{final.body}"
+
+        # The same token again (new Call-ID): one-time, so 403.
+        again = UmCall(contact)
+        try:
+            r = again.wait_final(5.0)
+            assert r is not None and r.status == 403, \
+                f"token reused: {r.status if r else None} {r.reason if r else ''}"
+            again.ack()
+        finally:
+            again.close()
+
+        # The UM service got the router's context with the token: the
+        # mailbox the Diversion named.
+        lines = [ln for ln in env.daemons[1].log().splitlines()
+                 if call.fields["call_id"] in ln]
+        assert any(MAILBOX in ln for ln in lines), \
+            f"the UM service's log does not tie the call to {MAILBOX}:\n" + "\n".join(lines)
+        bye = call.bye()
+        assert bye is not None and bye.status == 200, \
+            f"BYE: {bye.status if bye else 'no answer'}"
+    finally:
+        call.close()
+
+    wait_for(lambda: _inst(env, "e2e-1")["active_calls"] == 0, 3,
+             what="active_calls back to 0 after the BYE")
+    assert _inst(env, "e2e-1")["calls_routed"] >= 1
+
+
+def test_token_unknown_to_um_service_403(running):
+    """A made-up token (well-formed, never routed) is refused."""
+    env = running
+    fake = Contact(f"<sip:{PILOT}@127.0.0.1:{env.service_port};transport=udp;"
+                   f"umtoken={uuid.uuid4().hex}>")
+    call = UmCall(fake)
+    try:
+        r = call.wait_final(5.0)
+        assert r is not None and r.status == 403, r and r.raw
+        call.ack()
+    finally:
+        call.close()
+
+
+@pytest.mark.parametrize("family,transport", COMBOS, ids=COMBO_IDS)
+def test_302_comes_back_the_way_the_invite_came(running, family, transport):
+    """RFC 3261 18.2.2 / RFC 3581: the 302 goes back over the TCP connection
+    the INVITE came on, and over UDP from the address and port the INVITE
+    was sent to (a gateway or SBC drops anything else). A raw client that
+    accepts nothing else. (An answer given at once, like the 404, does
+    come back that way; the 302 is sent later, after the instance's ack.)"""
+    env = running
+    host = LOOPBACK[family]
+    with RawSip(host, env.router_port, transport, strict=True) as c:
+        c.request("INVITE", ruri=f"sip:1234@{c.remote}", body=sdp_offer(host, 40000))
+        r = c.recv_response(2.0)
+        assert r is not None and r.status == 404, "the 404 did not come back the same way"
+        c.request("INVITE", ruri=f"sip:{MAILBOX}@{c.remote}", body=sdp_offer(host, 40000))
+        r = c.recv_response(2.0)
+    if r is None:
+        # Where did it go? The same INVITE from a client that takes answers
+        # from anywhere (UDP) or on a new connection to its Via port (TCP).
+        with RawSip(host, env.router_port, transport, strict=False) as c2:
+            c2.request("INVITE", ruri=f"sip:{MAILBOX}@{c2.remote}",
+                       body=sdp_offer(host, 40000))
+            r2 = c2.recv_response(2.0)
+            seen = (f"{r2.status} {r2.reason} via {c2.sources}" if r2 else "nothing")
+        pytest.fail(
+            f"no answer on the {transport} socket the INVITE was sent from "
+            f"({c.local} -> {c.remote}); a lenient client sending to "
+            f"{c2.remote} got: {seen}; router log:\n{router_of(env).tail(4)}")
+    assert r.status == 302, r.raw
+    Contact(r.header("contact")).check(family, transport, port=env.service_port)
+
+
+# --------------------------------------------------------------------------
+# (2) classification
+
+
+# name: (Request-URI user, extra headers, expected status, words the reason
+# phrase of a non-302 must contain). A diversion naming 1002 (no mailbox)
+# must give 404 naming 1002: that shows which entry the router took.
+CLASSIFY = {
+    "diversion": (PILOT, ["Diversion: <sip:1001@pbx.example.test>;reason=no-answer"], 302, ()),
+    "diversion_no_mailbox": (
+        PILOT, ["Diversion: <sip:1002@pbx.example.test>;reason=no-answer"], 404, ("1002",)),
+    "diversion_topmost_wins": (
+        PILOT, ["Diversion: <sip:1001@pbx.example.test>;reason=user-busy",
+                "Diversion: <sip:1002@pbx.example.test>;reason=no-answer"], 302, ()),
+    "diversion_topmost_no_mailbox": (
+        PILOT, ["Diversion: <sip:1002@pbx.example.test>;reason=user-busy, "
+                "<sip:1001@pbx.example.test>;reason=no-answer"], 404, ("1002",)),
+    "diversion_e164_cut_to_4_digits": (
+        PILOT, ["Diversion: <tel:+14255551001>;reason=unconditional"], 302, ()),
+    "diversion_e164_other_number": (
+        PILOT, ["Diversion: <tel:+14255551002>;reason=unconditional"], 404, ("1002",)),
+    "diversion_beats_access_number": (
+        ACCESS, ["Diversion: <sip:+14255551001@pbx.example.test;user=phone>"], 302, ()),
+    "history_info": (
+        PILOT, [f"History-Info: <sip:1001@pbx.example.test>;index=1, "
+                f"<sip:{PILOT}@pbx.example.test?Reason=SIP%3Bcause%3D480>;index=1.1"], 302, ()),
+    "history_info_no_mailbox": (
+        PILOT, [f"History-Info: <sip:1002@pbx.example.test>;index=1, "
+                f"<sip:{PILOT}@pbx.example.test?Reason=SIP%3Bcause%3D480>;index=1.1"],
+        404, ("1002",)),
+    "history_info_entry_before_pilot": (
+        PILOT, ["History-Info: <sip:1002@pbx.example.test>;index=1",
+                "History-Info: <sip:1001@pbx.example.test>;index=1.1",
+                f"History-Info: <sip:{PILOT}@pbx.example.test>;index=1.1.1"], 302, ()),
+    "subscriber_access": (ACCESS, [], 302, ()),
+    "direct_to_voicemail": (MAILBOX, [], 302, ()),
+    "unknown_extension": ("1234", [], 404, ("1234",)),
+    "unknown_number": ("99999", [], 404, ("99999",)),
+}
+
+
+@pytest.mark.parametrize("family,transport", COMBOS, ids=COMBO_IDS)
+@pytest.mark.parametrize("case", list(CLASSIFY))
+def test_classification(shared, case, family, transport):
+    env = shared
+    ruser, headers, status, words = CLASSIFY[case]
+    call = sipp_invite(LOOPBACK[family], env.router_port, transport, ruser, headers, status)
+    got = call.final
+    assert call.ok, str(call)
+    assert got is not None and got.status == status, str(call)
+    if status == 302:
+        call.contact.check(family, transport, port=env.service_port, user=ruser)
+    else:
+        assert got.header("contact") is None, got.raw
+        for w in words:
+            assert w in got.reason, f"reason phrase {got.reason!r} does not name {w}"
+
+
+def test_huntgroup_pilot_selects_dial_plan(running):
+    """A second dial plan `sales` (5-digit extensions, access numbers 9000
+    and +14255559000, mailbox 20001) reached through a hunt group of `loopback`
+    with pilot 9000, added while running: calls to pilot 9000 from
+    127.0.0.1 use `sales`, anything else the pilot-less hunt group's
+    `default`; ::1 (gateway loopback6) has no pilot-9000 hunt group."""
+    env = running
+    env.umctl_ok("new-umdialplan", "--name", "sales", "--number-of-digits-in-extension", "5",
+                 "--access-telephone-numbers", "9000,+14255559000")
+    env.umctl_ok("enable-ummailbox", "--extension", "20001", "--display-name", "Sales Desk",
+                 "--umdialplan", "sales", "--pin", "2468013579")
+    env.umctl_ok("new-umhuntgroup", "--name", "loopback-sales", "--umipgateway", "loopback",
+                 "--umdialplan", "sales", "--pilot-identifier", "9000")
+    cases = [
+        ("IPv4", "9000", ["Diversion: <tel:+14255520001>"], 302, ()),
+        ("IPv4", "9000", ["Diversion: <sip:20001@pbx.example.test>"], 302, ()),
+        ("IPv4", "9000", ["Diversion: <sip:1001@pbx.example.test>"], 404, ("sales",)),
+        ("IPv4", "9000", [], 302, ()),                    # subscriber access (sales)
+        ("IPv4", "+14255559000", [], 404, ("default",)),  # not the pilot: default
+        ("IPv4", "8000", ["Diversion: <sip:1001@pbx.example.test>"], 302, ()),
+        ("IPv4", "20001", [], 404, ("20001",)),
+        ("IPv6", "9000", ["Diversion: <sip:20001@pbx.example.test>"], 404, ("default",)),
+        ("IPv6", "9000", ["Diversion: <sip:1001@pbx.example.test>"], 302, ()),
+    ]
+    problems = []
+    for family, ruser, headers, status, words in cases:
+        call = sipp_invite(LOOPBACK[family], env.router_port, "udp", ruser, headers, status)
+        f = call.final
+        what = f"{family} {ruser} {headers}"
+        if f is None or f.status != status:
+            problems.append(f"{what}: {f.status if f else None} {f.reason if f else ''} "
+                            f"(want {status})")
+        elif not call.ok:
+            problems.append(f"{what}: {call}")
+        elif any(w not in f.reason for w in words):
+            problems.append(f"{what}: reason {f.reason!r} does not name {words}")
+    assert not problems, "\n".join(problems)
+
+
+# --------------------------------------------------------------------------
+# (3) untrusted source
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_untrusted_source_403(shared, transport):
+    """127.0.0.2 is no UM IP gateway (only 127.0.0.1 and ::1 are): 403 and
+    exactly one log line naming the source."""
+    env = shared
+    router = router_of(env)
+    before = len(log_lines(router, "127.0.0.2"))
+    call = sipp_invite("127.0.0.1", env.router_port, transport, MAILBOX,
+                       ["Diversion: <sip:1001@pbx.example.test>"], 403, local_ip="127.0.0.2")
+    assert call.ok, str(call)
+    r = call.final
+    assert r.status == 403 and "not a UM IP gateway" in r.reason, r.raw
+    assert r.header("contact") is None, r.raw
+    lines = wait_for(lambda: log_lines(router, "127.0.0.2")[before:] or None, 2,
+                     what="a log line naming 127.0.0.2")
+    time.sleep(0.2)
+    lines = log_lines(router, "127.0.0.2")[before:]
+    assert len(lines) == 1, "want exactly one line naming the source:\n" + "\n".join(lines)
+    assert "403" in lines[0] or "not a UM IP gateway" in lines[0], lines[0]
+    # The gateways themselves are still routed.
+    routed(env, "IPv4", transport, MAILBOX)
+
+
+# --------------------------------------------------------------------------
+# (4) gateway Status
+
+
+@pytest.mark.parametrize("family,transport", [("IPv4", "udp"), ("IPv6", "tcp")],
+                         ids=["v4-udp", "v6-tcp"])
+def test_gateway_status_live(running, family, transport):
+    env = running
+    gw = GATEWAY_OF[family]
+    other = "IPv6" if family == "IPv4" else "IPv4"
+    for status in ("Disabled", "NoNewCalls"):
+        env.umctl_ok("set-umipgateway", "--identity", gw, "--status", status)
+        call = sipp_invite(LOOPBACK[family], env.router_port, transport, MAILBOX, (), 503)
+        assert call.ok, f"{gw} {status}: {call}"
+        assert call.final.header("contact") is None, call.final.raw
+        # The other family's gateway is not affected.
+        routed(env, other, transport, MAILBOX)
+    t0 = time.monotonic()
+    env.umctl_ok("set-umipgateway", "--identity", gw, "--status", "Enabled")
+    wait_for(lambda: final_status(env, family, transport, MAILBOX) == 302, 1.0, 0.02,
+             what=f"{gw} Enabled again: 302")
+    assert time.monotonic() - t0 <= 1.0
+    routed(env, family, transport, MAILBOX).check(family, transport, port=env.service_port)
+
+
+# --------------------------------------------------------------------------
+# (5) no UM service instance
+
+
+def test_no_instance_503_then_302(env):
+    env.start_router()
+    for family, transport in COMBOS:
+        call = sipp_invite(LOOPBACK[family], env.router_port, transport, MAILBOX, (), 503)
+        assert call.ok, str(call)
+        ra = call.final.header("retry-after")
+        assert ra and re.match(r"^\d+", ra), f"503 without a Retry-After: {call.final.raw}"
+        assert call.final.header("contact") is None, call.final.raw
+    t0 = time.monotonic()
+    env.start_service()
+    wait_for(lambda: final_status(env, "IPv4", "udp", MAILBOX) == 302, 2.0, 0.02,
+             what="302 once the instance registered")
+    for family, transport in COMBOS:
+        routed(env, family, transport, MAILBOX).check(family, transport, port=env.service_port)
+    assert time.monotonic() - t0 < 5
+
+
+def test_instance_without_the_family_503(running):
+    """The only instance listens on IPv4 only: an INVITE over IPv6 gets no
+    IPv6 Contact (none exists) and no IPv4 one either (the gateway reached
+    us over IPv6): 503. Over IPv4: 302 with an IPv4 Contact."""
+    env = running
+    env.umctl_ok("set-umservice", "--ip-address-family", "IPv4Only")
+    env.wait_instance(families={"IPv4"})
+    for transport in ("udp", "tcp"):
+        call = sipp_invite("::1", env.router_port, transport, MAILBOX, (), 503)
+        assert call.ok, str(call)
+        assert call.final.header("retry-after"), call.final.raw
+        routed(env, "IPv4", transport, MAILBOX).check("IPv4", transport, port=env.service_port)
+    env.umctl_ok("set-umservice", "--ip-address-family", "Any")
+    env.wait_instance(families={"IPv4", "IPv6"})
+    routed(env, "IPv6", "udp", MAILBOX).check("IPv6", "udp", port=env.service_port)
+
+
+# --------------------------------------------------------------------------
+# (6) FQDN gateways: IPAddressFamily, DNS changes
+
+
+def test_fqdn_gateway_ipv4only_over_ipv6_refused(env, dns):
+    """Only gateway: gwname, Address pbx.example.test (A 127.0.0.1, AAAA
+    ::1 in dnsmasq). Any: both families routed. IPv4Only: an INVITE from ::1
+    is refused (403), one from 127.0.0.1 gets an IPv4 Contact."""
+    dns.start([("127.0.0.1", "pbx.example.test"), ("::1", "pbx.example.test")], ttl=1)
+    use_fqdn_gateway(env, dns, af="Any")
+    env.start_router()
+    env.start_service()
+    wait_for(lambda: final_status(env, "IPv4", "udp", MAILBOX) == 302 and
+             final_status(env, "IPv6", "udp", MAILBOX) == 302, 5, 0.1,
+             what="pbx.example.test resolved to 127.0.0.1 and ::1")
+    for family, transport in COMBOS:
+        routed(env, family, transport, MAILBOX).check(family, transport, port=env.service_port)
+    assert any("pbx.example.test" in q for q in dns.queries()), \
+        f"dnsmasq saw no query for the gateway: {dns.queries()}"
+
+    env.umctl_ok("set-umipgateway", "--identity", "gwname", "--ip-address-family", "IPv4Only")
+    wait_for(lambda: final_status(env, "IPv6", "udp", MAILBOX, expect=403) == 403, 3, 0.1,
+             what="IPv4Only gateway: 403 over IPv6")
+    for transport in ("udp", "tcp"):
+        call = sipp_invite("::1", env.router_port, transport, MAILBOX, (), 403)
+        assert call.ok, str(call)
+        assert call.final.header("contact") is None, call.final.raw
+        routed(env, "IPv4", transport, MAILBOX).check("IPv4", transport, port=env.service_port)
+    assert any("[::1]" in line for line in log_lines(router_of(env), "403")), \
+        f"no log line names the refused source [::1]:\n{router_of(env).tail(10)}"
+
+
+def test_fqdn_gateway_follows_dns_on_ttl_expiry(env, dns):
+    """pbx.example.test moves 127.0.0.1 -> 127.0.0.3 with TTL 1 s: the
+    router picks the new address up when the TTL expires; the old one is
+    refused from then on."""
+    dns.start([("127.0.0.1", "pbx.example.test")], ttl=1)
+    use_fqdn_gateway(env, dns, af="IPv4Only")
+    env.start_router()
+    env.start_service()
+    wait_for(lambda: final_status(env, "IPv4", "udp", MAILBOX) == 302, 5, 0.1,
+             what="pbx.example.test resolved to 127.0.0.1")
+    assert final_status(env, "IPv4", "udp", MAILBOX, local_ip="127.0.0.3", expect=403) == 403
+
+    dns.reload([("127.0.0.3", "pbx.example.test")])
+    t0 = time.monotonic()
+    wait_for(lambda: final_status(env, "IPv4", "udp", MAILBOX, local_ip="127.0.0.3") == 302,
+             6, 0.2, what="127.0.0.3 trusted after the TTL expired")
+    took = time.monotonic() - t0
+    call = sipp_invite("127.0.0.1", env.router_port, "tcp", MAILBOX, (), 302,
+                       local_ip="127.0.0.3")
+    assert call.ok, str(call)
+    call.contact.check("IPv4", "tcp", port=env.service_port)
+    call = sipp_invite("127.0.0.1", env.router_port, "udp", MAILBOX, (), 403)
+    assert call.ok, f"the old address still trusted: {call}"
+    assert took <= 4.0, f"the TTL-1 record change took {took:.1f} s to be noticed"
+
+
+def test_fqdn_gateway_refreshes_on_config_changed(env, dns):
+    """TTL 3600: the router keeps its answer while the record changes in
+    DNS, until a ConfigChanged (any umctl set): then it asks DNS again and
+    trusts the new address at once, the old one no more."""
+    dns.start([("127.0.0.1", "pbx.example.test")], ttl=3600)
+    use_fqdn_gateway(env, dns, af="IPv4Only")
+    env.start_router()
+    env.start_service()
+    wait_for(lambda: final_status(env, "IPv4", "udp", MAILBOX) == 302, 5, 0.1,
+             what="pbx.example.test resolved to 127.0.0.1")
+    dns.reload([("127.0.0.3", "pbx.example.test")])
+    time.sleep(1.5)
+    assert final_status(env, "IPv4", "udp", MAILBOX) == 302, \
+        "a record with TTL 3600 was not kept for 1.5 s"
+    asked = len([q for q in dns.queries() if "pbx.example.test" in q])
+    env.umctl_ok("set-umipgateway", "--identity", "gwname", "--status", "Enabled")
+    t0 = time.monotonic()
+    try:
+        wait_for(lambda: final_status(env, "IPv4", "udp", MAILBOX, local_ip="127.0.0.3") == 302,
+                 2, 0.05, what="127.0.0.3 trusted after ConfigChanged")
+    except AssertionError:
+        again = len([q for q in dns.queries() if "pbx.example.test" in q]) - asked
+        lines = log_lines(router_of(env), "pbx.example.test")[-2:]
+        pytest.fail(f"ConfigChanged did not refresh the gateway's addresses: dnsmasq got "
+                    f"{again} new queries; router: {lines}")
+    assert time.monotonic() - t0 <= 1.0
+    call = sipp_invite("127.0.0.1", env.router_port, "udp", MAILBOX, (), 403)
+    assert call.ok, f"127.0.0.1 still trusted after ConfigChanged: {call}"
+
+
+# --------------------------------------------------------------------------
+# (7) hostile and malformed requests
+
+
+def _req(method="INVITE", ruser=MAILBOX, via=True, call_id=True, cseq=True, extra=(),
+         body=b"", clen=None, ruri=None, sent_by="@VIA@", version="SIP/2.0"):
+    """A request template: @TR@, @VIA@ and @REMOTE@ are filled in per
+    client (transport, our Via sent-by, the router's host:port)."""
+    lines = [f"{method} {ruri or f'sip:{ruser}@@REMOTE@'} {version}"]
+    if via:
+        lines.append(f"Via: SIP/2.0/@TR@ {sent_by};branch={new_branch()};rport")
+    lines += ["Max-Forwards: 70", "From: <sip:4255550100@pbx.example.test>;tag=e2e1",
+              f"To: <sip:{ruser}@pbx.example.test>"]
+    if call_id:
+        lines.append(f"Call-ID: {uuid.uuid4().hex}@e2e")
+    if cseq:
+        lines.append(f"CSeq: 1 {method}")
+    lines += list(extra)
+    lines.append(f"Content-Length: {len(body) if clen is None else clen}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+SDP = sdp_offer("127.0.0.1", 40000).encode()
+UDP_MAX = {"IPv4": 65507, "IPv6": 65527}   # largest UDP payload on loopback
+# name: (request bytes, acceptable outcomes over udp, over tcp). An outcome
+# is a status, "4xx"/"5xx" (any such status), "302ok" (a valid request after
+# all: 302), "drop" (no answer; then the router must have logged a line) or
+# "wait" (no answer, nothing logged: an incomplete TCP message). Over UDP a
+# message longer than a datagram can carry is cut to the largest datagram
+# (its Content-Length then claims more than arrived).
+HOSTILE = {
+    # Over TCP the router must wait for the rest of the body: no answer and
+    # nothing to log ("wait").
+    "content_length_beyond_body": (_req(body=SDP, clen=len(SDP) + 400), {400}, {"wait"}),
+    "content_length_negative": (_req(body=SDP, clen="-5"), {400}, {400}),
+    "content_length_not_a_number": (_req(body=SDP, clen="12ab"), {400}, {400}),
+    "missing_call_id": (_req(call_id=False), {400}, {400}),
+    "missing_cseq": (_req(cseq=False), {400}, {400}),
+    "missing_via": (_req(via=False), {"drop"}, {"drop"}),
+    "bad_cseq": (_req().replace(b"CSeq: 1 INVITE", b"CSeq: x1 INVITE"), {400}, {400}),
+    "cseq_method_mismatch": (_req().replace(b"CSeq: 1 INVITE", b"CSeq: 1 BYE"), {400}, {400}),
+    # Valid, if large: routed, or refused as too large.
+    "header_60KiB": (_req(extra=["X-Filler: " + "a" * (60 * 1024)]),
+                     {"302ok", 413, 513}, {"302ok", 413, 513}),
+    "many_headers": (_req(extra=[f"X-H{i}: {i}" for i in range(3000)]),
+                     {"302ok", 413, 513}, {"302ok", 413, 513}),
+    "unknown_method": (_req(method="FROBNICATE"), {501}, {501}),
+    "register": (_req(method="REGISTER"), {405}, {405}),
+    "subscribe": (_req(method="SUBSCRIBE"), {405, 501}, {405, 501}),
+    "sip_version_3": (_req(version="SIP/3.0"), {505}, {505}),
+    "ipv6_unbracketed_request_uri": (_req(ruri="sip:1001@::1:5060"), {400, "drop"},
+                                     {400, "drop"}),
+    "ipv6_unbracketed_via": (_req(sent_by="::1:5060"), {400, "drop"}, {400, "drop"}),
+    "ipv6_unbracketed_contact": (_req(extra=["Contact: <sip:e2e@::1:5060>"]), {400}, {400}),
+    "ipv6_unbracketed_diversion": (_req(ruser=PILOT, extra=["Diversion: <sip:1001@::1:5060>"]),
+                                   {"302ok", 400, 404}, {"302ok", 400, 404}),
+    "ipv6_unbracketed_to": (_req().replace(b"To: <sip:1001@pbx.example.test>",
+                                           b"To: <sip:1001@::1>"), {400}, {400}),
+    # On TCP the stream parser stops at the NUL and waits for the rest of a
+    # message it cannot frame: no answer is possible, the connection stays.
+    "nul_in_header": (_req(extra=["X-Nul: a\x00b"]), {400, "drop"}, {400, "wait"}),
+    "nul_in_request_uri": (_req(ruri="sip:10\x0001@127.0.0.1"), {400, "drop"}, {400, "wait"}),
+    # Over UDP cut to a datagram: Content-Length then claims more.
+    "body_64KiB": (_req(method="OPTIONS", body=b"x" * 65536), {400, 413, 513},
+                   {200, 413, 513}),
+    "invite_body_60KiB": (_req(body=b"v=0\r\n" + b"a=x-filler\r\n" * 5000),
+                          {"302ok", 400, 413, 513}, {"302ok", 400, 413, 513}),
+    "binary_garbage": (bytes((i * 7 + 0xff) & 0xff for i in range(1500)), {"drop"}, {"drop"}),
+    "text_garbage": (b"HELLO there\r\nwho: are you\r\n\r\n", {"drop"}, {"drop"}),
+    # No Content-Length: on TCP (RFC 3261 18.3) the message is not complete
+    # yet, so sofia waits for more rather than dropping it.
+    "request_line_only": (b"INVITE sip:1001@127.0.0.1 SIP/2.0\r\n\r\n", {"drop", 400},
+                          {"wait", 400}),
+    "huge_cseq": (_req().replace(b"CSeq: 1 INVITE", b"CSeq: 99999999999999999999 INVITE"),
+                  {400}, {400}),
+    "diversion_garbage": (_req(extra=["Diversion: <<<<sip:@@@>>>;;;=", "History-Info: ,,,<"]),
+                          {400}, {400}),
+    "history_info_garbage": (_req(extra=["History-Info: ,,,<sip:;index=\x01"]),
+                             {400, 404}, {400, 404}),
+    "diversion_10KiB": (_req(extra=["Diversion: " + ", ".join(
+        f"<sip:{1000 + i}@pbx.example.test>;reason=no-answer" for i in range(250))]),
+        {"302ok", 400, 404}, {"302ok", 400, 404}),
+}
+
+
+def _outcome_ok(resp, allowed):
+    if resp is None:
+        return "drop" in allowed or "wait" in allowed
+    if resp.status in allowed:
+        return True
+    if resp.status == 302 and "302ok" in allowed:
+        return True
+    return f"{resp.status // 100}xx" in allowed
+
+
+def _send_hostile(env, family, transport, names):
+    """Sends each named HOSTILE request from a fresh socket / connection.
+    Returns (problems, drops without any log line, drop log lines that do not
+    name the source)."""
+    router = router_of(env)
+    host = LOOPBACK[family]
+    problems, unlogged, unnamed = [], [], []
+    for name in names:
+        data, on_udp, on_tcp = HOSTILE[name]
+        allowed = on_udp if transport == "udp" else on_tcp
+        with RawSip(host, env.router_port, transport, strict=False) as c:
+            msg = (data.replace(b"@TR@", transport.upper().encode())
+                   .replace(b"@VIA@", c.via_sent_by.encode())
+                   .replace(b"@REMOTE@", c.remote.encode()))
+            if transport == "udp":
+                msg = msg[:UDP_MAX[family]]
+            log_before = len(router.log().splitlines())
+            c.send(msg)
+            resp = c.recv_response(0.3 if allowed & {"drop", "wait"} else 2.0)
+            if not _outcome_ok(resp, allowed):
+                problems.append(f"{name}: got {resp.status} {resp.reason}" if resp else
+                                f"{name}: no answer (want {sorted(map(str, allowed))})")
+            elif resp is None and "drop" in allowed:
+                new = router.log().splitlines()[log_before:]
+                if not new:
+                    unlogged.append(name)
+                elif not any(f":{c.lport}" in line for line in new):
+                    unnamed.append(f"{name}: {new[-1]}")
+        if not router.alive():
+            problems.append(f"{name}: the router died")
+            break
+    return problems, unlogged, unnamed
+
+
+@pytest.mark.parametrize("family,transport", COMBOS, ids=COMBO_IDS)
+def test_hostile_requests(running, family, transport):
+    """Every request of HOSTILE gets a proper error or silence (or, when it
+    is valid after all, its 302), and afterwards the router is alive, still
+    routing, and umctl status works."""
+    env = running
+    router = router_of(env)
+    problems, _, _ = _send_hostile(env, family, transport, list(HOSTILE))
+    assert router.alive(), "router died:\n" + "\n".join(problems) + "\n" + router.tail()
+    routed(env, family, transport, MAILBOX).check(family, transport, port=env.service_port)
+    st = env.status()
+    assert st and st["router"]["pid"] == router.pid, st
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_dropped_requests_are_logged(running, transport):
+    """A malformed request the router cannot answer is dropped with a log
+    line (issue 3, rule 6)."""
+    env = running
+    drops = [n for n, (_, u, t) in HOSTILE.items() if "drop" in (u if transport == "udp" else t)]
+    _, unlogged, unnamed = _send_hostile(env, "IPv4", transport, drops)
+    if unnamed:
+        print("drop log lines that do not name the source:\n" + "\n".join(unnamed))
+    assert not unlogged, (f"dropped over {transport} without any log line (log level info): "
+                          f"{unlogged}")
+
+
+def test_garbage_flood(running):
+    """2000 garbage datagrams (IPv4 and IPv6) and 100 TCP connections that
+    send garbage and go: afterwards the router answers OPTIONS, routes, and
+    umctl status works; it did not balloon."""
+    env = running
+    router = router_of(env)
+    rss_before = int(re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{router.pid}/status")
+                               .read_text()).group(1))
+    t0 = time.monotonic()
+    for family in ("IPv4", "IPv6"):
+        host = LOOPBACK[family]
+        socks = [socket.socket(socket.AF_INET6 if family == "IPv6" else socket.AF_INET,
+                               socket.SOCK_DGRAM) for _ in range(8)]
+        try:
+            for i in range(1000):
+                s = socks[i % len(socks)]
+                payload = bytes(((i * 31 + k * 17) | 0x80) & 0xff
+                                for k in range(64 + (i % 7) * 97))
+                if i % 3 == 0:
+                    payload = b"INVITE " + payload + b" SIP/2.0\r\n\r\n"
+                s.sendto(payload, (host, env.router_port))
+        finally:
+            for s in socks:
+                s.close()
+    for i in range(100):
+        host = LOOPBACK["IPv4" if i % 2 else "IPv6"]
+        s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        s.settimeout(1)
+        try:
+            s.connect((host, env.router_port))
+            s.sendall(b"\xff\xfe garbage " * 50 + b"\r\n\r\n")
+        except OSError:
+            pass
+        finally:
+            s.close()
+    # The router catches up within a few seconds.
+    wait_for(lambda: sipp_options("127.0.0.1", env.router_port, "u1", timeout=1).ok, 10, 0.2,
+             what="OPTIONS answered after the flood")
+    took = time.monotonic() - t0
+    assert router.alive()
+    for family, transport in COMBOS:
+        routed(env, family, transport, MAILBOX).check(family, transport, port=env.service_port)
+    st = env.status()
+    assert st and st["router"]["pid"] == router.pid
+    rss_after = int(re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{router.pid}/status")
+                              .read_text()).group(1))
+    assert rss_after < rss_before + 50 * 1024, f"RSS {rss_before} -> {rss_after} kB"
+    assert took < 10
+
+
+# --------------------------------------------------------------------------
+# (8) protocol log
+
+
+def _check_protolog(env, path, family, transport):
+    """One routed call; the protocol log has its INVITE in and its 302 out,
+    with local and remote addresses of the call's family."""
+    call = sipp_invite(LOOPBACK[family], env.router_port, transport, MAILBOX, (), 302)
+    assert call.ok, str(call)
+    want_local = hostport(LOOPBACK[family], env.router_port)
+    want_remote = hostport(LOOPBACK[family], call.local_port)
+
+    def records():
+        recs = [(h, m) for h, m in protolog_records(path) if call.call_id in m]
+        dirs = {(h.group("dir"), m.split("\n", 1)[0].split(" ")[0]) for h, m in recs}
+        return recs if {("in", "INVITE"), ("out", "SIP/2.0")} <= dirs else None
+    recs = wait_for(records, 2, what=f"INVITE in / 302 out of {call.call_id} in {path}")
+    for h, m in recs:
+        first = m.split("\n", 1)[0]
+        if h.group("dir") == "out":
+            assert first.startswith("SIP/2.0 302"), first
+        assert h.group("tr") == transport, h.group(0)
+        assert h.group("local") == want_local, f"local address: {h.group(0)} (want {want_local})"
+        if first.startswith("INVITE") or h.group("dir") == "out":
+            assert h.group("remote") == want_remote, \
+                f"remote address: {h.group(0)} (want {want_remote})"
+        body_len = len(m.rstrip("\n").encode())
+        assert abs(int(h.group("len")) - body_len) <= 4, (h.group(0), body_len)
+    return recs
+
+
+def test_protocol_log_option(env):
+    path = env.base / "sip-protocol.log"
+    env.start_router(extra=["--protocol-log", str(path)])
+    env.start_service()
+    for family, transport in COMBOS:
+        _check_protolog(env, path, family, transport)
+
+
+def test_protocol_log_setting_live(running):
+    env = running
+    path = env.base / "sip-protocol-live.log"
+    env.umctl_ok("set-umcallroutersettings", "--protocol-log-path", str(path))
+    assert env.get("get-umcallroutersettings")["ProtocolLogPath"] == str(path)
+    wait_for(lambda: path.exists(), 2, what="the protocol log to be opened")
+    for family, transport in (("IPv4", "udp"), ("IPv6", "tcp")):
+        _check_protolog(env, path, family, transport)
+    # Off again: nothing more is written.
+    env.umctl_ok("set-umcallroutersettings", "--protocol-log-path", "")
+    time.sleep(0.1)
+    size = path.stat().st_size
+    routed(env, "IPv6", "udp", MAILBOX)
+    time.sleep(0.2)
+    assert path.stat().st_size == size, "the protocol log still grows after it was turned off"
+
+
+# --------------------------------------------------------------------------
+# (9) status counters, two instances
+
+
+def test_status_counts_routed_calls(running):
+    env = running
+    n = 6
+    for i in range(n):
+        family, transport = COMBOS[i % len(COMBOS)]
+        routed(env, family, transport, MAILBOX)
+    inst = env.find_instance(env.status(), "e2e-1")
+    assert inst["calls_routed"] >= n, inst
+    assert inst["active_calls"] == 0, inst
+    # Refused calls are not counted.
+    sipp_invite("127.0.0.1", env.router_port, "udp", "1234", (), 404)
+    assert env.find_instance(env.status(), "e2e-1")["calls_routed"] == inst["calls_routed"]
+    # Table output names the counter too; get-umactivecalls says the same.
+    out = env.umctl_ok("status").out
+    assert str(inst["calls_routed"]) in out, out
+    active = env.get("get-umactivecalls")
+    same = env.find_instance(active, "e2e-1")
+    assert same["calls_routed"] == inst["calls_routed"], active
+    assert {e["family"] for e in same["endpoints"]} == {"IPv4", "IPv6"}, active
+
+
+@pytest.mark.parametrize("family,transport", [("IPv4", "udp"), ("IPv6", "tcp")],
+                         ids=["v4-udp", "v6-tcp"])
+def test_burst_all_routed(running, family, transport):
+    """300 INVITEs at 300/s from one SIPp: every one gets its 302 (SIPp's
+    check of the Contact token included), and calls_routed counts them."""
+    env = running
+    before = _inst(env, "e2e-1")["calls_routed"]
+    n = 300
+    call = sipp_invite(LOOPBACK[family], env.router_port, transport, MAILBOX,
+                       ["Diversion: <tel:+14255551001>"], 302, calls=n, rate=300, timeout=10)
+    assert call.ok, str(call)
+    assert _inst(env, "e2e-1")["calls_routed"] - before == n
+    assert router_of(env).alive()
+
+
+def test_two_instances_round_robin(running):
+    env = running
+    port2 = free_port()
+    env.start_service(sip_port=port2, instance_id="e2e-2")
+    before = {i["instance_id"]: i["calls_routed"] for i in env.status()["instances"]}
+    n = 10
+    ports = []
+    for i in range(n):
+        family, transport = COMBOS[i % len(COMBOS)]
+        ports.append(routed(env, family, transport, MAILBOX).port)
+    by_port = {p: ports.count(p) for p in set(ports)}
+    assert set(by_port) == {env.service_port, port2}, by_port
+    assert abs(by_port[env.service_port] - by_port[port2]) <= 1, \
+        f"not spread evenly over two idle instances: {by_port}"
+    # Alternating, as round robin over equal load does.
+    assert all(ports[i] != ports[i + 1] for i in range(n - 1)), ports
+    st = env.status()
+    after = {i["instance_id"]: i["calls_routed"] for i in st["instances"]}
+    assert after["e2e-1"] - before["e2e-1"] == by_port[env.service_port], (before, after)
+    assert after["e2e-2"] - before["e2e-2"] == by_port[port2], (before, after)
+    assert sum(after.values()) - sum(before.values()) == n
+
+
+# --------------------------------------------------------------------------
+# (10) CANCEL, ACK, OPTIONS
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_options_cancel_and_ack(shared, transport):
+    env = shared
+    for family in ("IPv4", "IPv6"):
+        res = sipp_options(LOOPBACK[family], env.router_port, SIPP_T[transport])
+        assert res.ok, str(res)
+        # ACK of the 302 is absorbed: SIPp waits 500 ms after its ACK and
+        # fails on anything that arrives.
+        call = sipp_invite(LOOPBACK[family], env.router_port, transport, MAILBOX, (), 302,
+                           pause_ms=500)
+        assert call.ok, str(call)
+        # A CANCEL matching nothing pending: 200.
+        res = sipp_request(LOOPBACK[family], env.router_port, SIPP_T[transport], "CANCEL", 200)
+        assert res.ok, str(res)
+    with RawSip("127.0.0.1", env.router_port, transport, strict=False) as c:
+        c.request("OPTIONS", ruri=f"sip:{c.remote}")
+        resp = c.recv_response(2.0)
+        assert resp is not None and resp.status == 200, resp and resp.raw
+        assert {"INVITE", "ACK", "CANCEL", "OPTIONS"} <= resp.tokens("Allow"), resp.raw
+        assert "APPLICATION/SDP" in resp.tokens("Accept"), resp.raw
+        # A stray ACK (no INVITE ever): no answer.
+        c.request("ACK", ruri=f"sip:{MAILBOX}@{c.remote}", to_tag="x1")
+        assert c.recv_message(0.5) is None
+
+
+@pytest.mark.parametrize("family,transport", [("IPv4", "udp"), ("IPv6", "tcp")],
+                         ids=["v4-udp", "v6-tcp"])
+def test_cancel_pending_invite(running, family, transport):
+    """While the router waits for the instance's ack (the instance is
+    stopped with SIGSTOP, so the INVITE stays pending up to 200 ms), a
+    CANCEL is answered 200 and the INVITE 487; nothing else follows."""
+    env = running
+    service = next(d for d in env.daemons if d.name == "umservice")
+    host = LOOPBACK[family]
+    service.send_signal(signal.SIGSTOP)
+    try:
+        with RawSip(host, env.router_port, transport, strict=False) as c:
+            f = c.request("INVITE", ruri=f"sip:{MAILBOX}@{c.remote}", body=sdp_offer(host, 40000))
+            c.request("CANCEL", ruri=f["ruri"], call_id=f["call_id"], branch=f["branch"],
+                      cseq=f["cseq"], from_tag=f["from_tag"], to_user=f["to_user"])
+            got = {}
+            deadline = time.monotonic() + 1.5
+            while time.monotonic() < deadline and len(got) < 2:
+                r = c.recv_response(deadline - time.monotonic())
+                if r is None:
+                    break
+                got[(r.header("cseq") or "").split()[-1].upper()] = r
+            assert "CANCEL" in got and got["CANCEL"].status == 200, \
+                {k: v.status for k, v in got.items()}
+            assert "INVITE" in got and got["INVITE"].status == 487, \
+                {k: v.status for k, v in got.items()}
+            ack_for(c, f, got["INVITE"])
+            # No 503 / 302 later for that INVITE.
+            late = c.recv_response(0.5)
+            assert late is None, f"after 487: {late.status} {late.reason}"
+    finally:
+        service.send_signal(signal.SIGCONT)
+    routed(env, family, transport, MAILBOX).check(family, transport, port=env.service_port)
+
+
+def test_max_calls_and_least_loaded(running):
+    """MaxCallsAllowed 1: with one call up on e2e-1, a new INVITE gets 503
+    (Retry-After); once e2e-2 registers the call goes there (the only
+    instance below its limit); after the BYE e2e-1 takes calls again."""
+    env = running
+    env.umctl_ok("set-umservice", "--max-calls-allowed", "1")
+    wait_for(lambda: (_inst(env, "e2e-1") or {}).get("max_calls_allowed") == 1, 3,
+             what="MaxCallsAllowed 1 in status")
+    contact = routed(env, "IPv4", "udp", MAILBOX)
+    call = UmCall(contact)
+    try:
+        call.wait_final(5.0)
+        assert answered(call), f"the UM service did not answer: {call.statuses}"
+        call.ack()
+        wait_for(lambda: _inst(env, "e2e-1")["active_calls"] == 1, 3,
+                 what="active_calls 1 on e2e-1")
+        res = sipp_invite("127.0.0.1", env.router_port, "udp", MAILBOX, (), 503)
+        assert res.ok, f"a call beyond MaxCallsAllowed was not refused: {res}"
+        assert res.final.header("retry-after"), res.final.raw
+
+        port2 = free_port()
+        env.start_service(sip_port=port2, instance_id="e2e-2")
+        for family, transport in (("IPv4", "tcp"), ("IPv6", "udp")):
+            assert routed(env, family, transport, MAILBOX).port == port2
+
+        bye = call.bye()
+        assert bye is not None and bye.status == 200
+        wait_for(lambda: _inst(env, "e2e-1")["active_calls"] == 0, 3,
+                 what="active_calls back to 0 on e2e-1")
+        ports = {routed(env, "IPv4", "udp", MAILBOX).port for _ in range(4)}
+        assert ports == {env.service_port, port2}, ports
+    finally:
+        call.close()
