@@ -143,6 +143,16 @@ distclean: clean
 .PHONY: bench-router
 bench-router: $(BUILD)/umcallrouter $(BUILD)/umservice $(BUILD)/umctl
 	bench/router --build $(BUILD) $(BENCH_ARGS)
-bench: bench-router
+
+# Benchmark, not a test (issue 4): N simultaneous voicemail deposits against
+# umservice, rising N, from bench/deposit_load (a small C caller); ~5-10
+# minutes. BENCH_ARGS passes options through (bench/deposit --help).
+.PHONY: bench-deposit
+$(BUILD)/bench/deposit_load: bench/deposit_load.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) -o $@ $< -lm
+bench-deposit: $(BUILD)/umservice $(BUILD)/umctl $(BUILD)/bench/deposit_load
+	bench/deposit --build $(BUILD) $(BENCH_ARGS)
+bench: bench-router bench-deposit
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -335,7 +335,7 @@ static void spoken_cb(void *arg, int err, struct audio_buf *pcm)
 {
 	struct call *c = arg;
 
-	if (!err && c->cs == CS_ACTIVE && c->media)
+	if (!err && (c->cs == CS_ACTIVE || c->cs == CS_ANSWERED) && c->media)
 		media_play(c->media, pcm);
 	call_unref(c);
 }
@@ -355,7 +355,8 @@ static bool greeting_complete(const struct call *c)
 /* Queues the greeting pieces that are ready, in order, once the call is up. */
 static void pump_greeting(struct call *c)
 {
-	if (c->cs != CS_ACTIVE || !c->media)
+	if ((c->cs != CS_ACTIVE && c->cs != CS_ANSWERED) || !c->media ||
+	    !c->have_offer)
 		return;
 	if (c->as == AS_WAIT) {
 		if (!c->piece_done[0])
@@ -605,7 +606,7 @@ static void on_ack(struct call *c, const sip_t *sip)
 	}
 	c->cs = CS_ACTIVE;
 	session_refreshed(c);
-	media_start(c->media);
+	media_start(c->media);		/* no-op if it started with the 200 */
 	pump_greeting(c);
 }
 
@@ -1021,6 +1022,13 @@ void call_invite(struct call_env *env, nta_agent_t *agent, nta_incoming_t *irq,
 	}
 	c->cs = CS_ANSWERED;
 	set_timer(c, ack_timeout, ACK_TIMEOUT_MS);
+	/* The caller has our answer in the 200: media may flow now (RFC 3261
+	 * 13.3.1.4). Starting here rather than on the ACK means a lost or
+	 * late ACK (a UAS under load) delays nothing and loses no message. */
+	if (c->have_offer) {
+		media_start(c->media);
+		pump_greeting(c);
+	}
 	log_info("Call-ID %s from %s (caller %s): call answering for mailbox %s, "
 		 "media %s %s", c->call_id, c->peer, c->caller[0] ? c->caller : "?",
 		 c->mailbox, family == AF_INET6 ? "IPv6" : "IPv4", local);

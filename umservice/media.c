@@ -1,10 +1,13 @@
 /* media.c — per-call RTP sockets driven by one shared media clock.
  *
  * Why one clock: a timer per call costs a wakeup per call every 20 ms and
- * drifts with each timer's own rounding. A single clock fires on an absolute
- * schedule (t0 + k * 20 ms, from uv_hrtime) and serves every call that is
- * due, so packets of a call leave exactly 20 ms apart on average, never
- * accumulate drift over minutes, and a late wakeup is caught up at once.
+ * drifts with each timer's own rounding. The clock is a wheel of 20 one-
+ * millisecond slots on an absolute schedule (slot j of cycle k is due at
+ * t0 + k * 20 ms + j ms, from uv_hrtime): a call joins the slot of the
+ * millisecond it starts in, so its first packet leaves at once, its packets
+ * leave exactly 20 ms apart with no drift over minutes, and a thousand calls
+ * are spread over twenty small bursts instead of one large one. A late
+ * wakeup catches up at most a few cycles; beyond that the schedule skips.
  *
  * Receiving: packets go into a speexdsp jitter buffer (reordering, gap
  * filling) keyed by RTP timestamp; the same clock pulls one 20 ms frame per
@@ -31,14 +34,21 @@
 
 #define PLAYQ_MAX 16
 
+#define SLOTS MEDIA_PTIME_MS		/* one per millisecond of a cycle */
+#define CATCH_UP_CYCLES 3
+
 struct media_engine {
 	uv_loop_t *loop;
 	uv_timer_t clock;
 	unsigned port_lo, port_hi, port_next;
 	struct media *head;		/* sessions */
 	size_t n;
+	struct media *slot[SLOTS];	/* started sessions by phase */
+	size_t slot_n[SLOTS];
 	size_t running;			/* sessions started */
-	uint64_t t0_ns, tick;		/* clock origin and next tick number */
+	uint64_t t0_ns;			/* clock origin */
+	uint64_t next_ms;		/* next slot (ms since t0) not yet served */
+	bool armed;
 	double max_late_ms;
 	uint64_t ticks;
 };
@@ -46,6 +56,9 @@ struct media_engine {
 struct media {
 	struct media_engine *e;
 	struct media *prev, *next;
+	struct media *slot_next, *slot_prev;	/* in e->slot[phase] */
+	unsigned phase;
+	uint64_t start_ms;		/* clock ms of its first packet */
 	struct media_handlers h;
 	void *arg;
 	int family;
@@ -75,59 +88,108 @@ struct media {
 /* --- the clock ------------------------------------------------------------- */
 
 static void tick_session(struct media *m);
+static void clock_cb(uv_timer_t *t);
+
+static uint64_t elapsed_ms(const struct media_engine *e)
+{
+	return (uv_hrtime() - e->t0_ns) / 1000000ULL;
+}
+
+/* Arms the timer for the next slot that has sessions. */
+static void clock_arm(struct media_engine *e)
+{
+	uint64_t now = elapsed_ms(e), due = 0;
+	bool found = false;
+
+	if (!e->running) {
+		uv_timer_stop(&e->clock);
+		e->armed = false;
+		return;
+	}
+	for (unsigned k = 0; k < SLOTS; k++) {
+		uint64_t ms = e->next_ms + k;
+
+		if (e->slot_n[ms % SLOTS]) {
+			due = ms;
+			found = true;
+			break;
+		}
+	}
+	if (!found)
+		return;
+	uv_update_time(e->loop);	/* we may be inside a sofia callback */
+	uv_timer_start(&e->clock, clock_cb, due > now ? due - now : 0, 0);
+	e->armed = true;
+}
 
 static void clock_cb(uv_timer_t *t)
 {
 	struct media_engine *e = t->data;
-	uint64_t now = uv_hrtime(), due, next;
-	unsigned guard = 0;
+	uint64_t now = elapsed_ms(e);
 
-	/* Serve every tick that is due (catching up after a late wakeup), but
-	 * never more than a second's worth in one go. */
-	for (;;) {
-		due = e->t0_ns + e->tick * (uint64_t)MEDIA_PTIME_MS * 1000000ULL;
-		if (due > now || guard++ >= 50)
-			break;
-		{
-			double late = (double)(now - due) / 1e6;
+	/* Fell behind by more than a few cycles: skip ahead rather than
+	 * send a burst of stale packets to every call. */
+	if (now > e->next_ms + CATCH_UP_CYCLES * SLOTS)
+		e->next_ms = now - CATCH_UP_CYCLES * SLOTS;
+	while (e->next_ms <= now) {
+		unsigned j = (unsigned)(e->next_ms % SLOTS);
+		double late = (double)(now - e->next_ms);
 
+		if (e->slot_n[j]) {
 			if (late > e->max_late_ms)
 				e->max_late_ms = late;
+			for (struct media *m = e->slot[j], *n; m; m = n) {
+				n = m->slot_next;
+				/* Its first packet went at start; a late clock
+				 * must not send that slot a second time. */
+				if (!m->closing && m->start_ms < e->next_ms)
+					tick_session(m);
+			}
+			e->ticks++;
 		}
-		for (struct media *m = e->head, *n; m; m = n) {
-			n = m->next;
-			if (m->started && !m->closing)
-				tick_session(m);
-		}
-		e->tick++;
-		e->ticks++;
+		e->next_ms++;
 	}
-	if (due <= now) {
-		/* Fell more than a second behind: restart the schedule. */
-		e->t0_ns = now;
-		e->tick = 1;
-		due = now + (uint64_t)MEDIA_PTIME_MS * 1000000ULL;
-	}
-	next = (due - now + 999999ULL) / 1000000ULL;
-	uv_update_time(e->loop);
-	if (e->running)
-		uv_timer_start(&e->clock, clock_cb, next, 0);
+	clock_arm(e);
 }
 
-static void clock_start(struct media_engine *e)
+static void slot_add(struct media *m)
 {
-	if (e->running++ > 0)
-		return;
-	e->t0_ns = uv_hrtime();
-	e->tick = 0;
-	uv_update_time(e->loop);
-	uv_timer_start(&e->clock, clock_cb, 0, 0);
+	struct media_engine *e = m->e;
+	uint64_t now;
+
+	if (!e->running++) {
+		e->t0_ns = uv_hrtime();
+		e->next_ms = 0;
+	}
+	now = elapsed_ms(e);
+	/* Its first packet goes now (see media_start); the next one in this
+	 * slot of the next cycle. */
+	m->start_ms = now;
+	m->phase = (unsigned)(now % SLOTS);
+	m->slot_prev = NULL;
+	m->slot_next = e->slot[m->phase];
+	if (m->slot_next)
+		m->slot_next->slot_prev = m;
+	e->slot[m->phase] = m;
+	e->slot_n[m->phase]++;
+	clock_arm(e);
 }
 
-static void clock_release(struct media_engine *e)
+static void slot_remove(struct media *m)
 {
-	if (e->running && --e->running == 0)
+	struct media_engine *e = m->e;
+
+	if (m->slot_prev)
+		m->slot_prev->slot_next = m->slot_next;
+	else
+		e->slot[m->phase] = m->slot_next;
+	if (m->slot_next)
+		m->slot_next->slot_prev = m->slot_prev;
+	e->slot_n[m->phase]--;
+	if (--e->running == 0) {
 		uv_timer_stop(&e->clock);
+		e->armed = false;
+	}
 }
 
 /* Creates the engine; RTP ports are taken from [port_lo, port_hi]. */
@@ -249,6 +311,10 @@ static void receive_frame(struct media *m)
 	spx_int32_t off = 0;
 	int r;
 
+	/* Nobody listens (the greeting is playing): no buffering, no
+	 * decoding; the buffer starts afresh when recording starts. */
+	if (!m->receiving)
+		return;
 	memset(&p, 0, sizeof p);
 	p.data = data;
 	p.len = sizeof data;
@@ -376,6 +442,8 @@ static void rtp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
 	}
 	m->st.received++;
 	rtp_rx_stats_update(&m->rxst, &p, (uint32_t)(uv_now(m->e->loop) * 8));
+	if (!m->receiving)
+		return;
 	{
 		JitterBufferPacket jp;
 
@@ -605,7 +673,8 @@ void media_start(struct media *m)
 		return;
 	m->started = true;
 	m->last_rtcp_ms = uv_now(m->e->loop);
-	clock_start(m->e);
+	slot_add(m);
+	tick_session(m);	/* the first packet leaves now */
 }
 
 /* Queues audio to play. */
@@ -639,6 +708,10 @@ bool media_playing(const struct media *m)
 /* Turns delivery of received frames on or off. */
 void media_receive(struct media *m, bool on)
 {
+	if (on && !m->receiving && m->jb) {
+		jitter_buffer_reset(m->jb);
+		m->jb_primed = false;
+	}
 	m->receiving = on;
 }
 
@@ -667,7 +740,7 @@ void media_close(struct media *m)
 	m->closing = true;
 	media_play_stop(m);
 	if (m->started)
-		clock_release(e);
+		slot_remove(m);
 	if (m->prev)
 		m->prev->next = m->next;
 	else
