@@ -33,6 +33,7 @@
 #include <speex/speex_jitter.h>
 
 #define PLAYQ_MAX 16
+#define MEDIA_JB_MARGIN_MS 100
 
 #define SLOTS MEDIA_PTIME_MS		/* one per millisecond of a cycle */
 #define CATCH_UP_CYCLES 3
@@ -75,6 +76,12 @@ struct media {
 	struct rtp_rx_stats rxst;
 	JitterBuffer *jb;
 	bool jb_primed;
+	/* Decoded samples taken from the jitter buffer but not yet delivered:
+	 * a packet may carry more than one 20 ms frame (30 ms from many
+	 * gateways, up to 80 ms). */
+	int16_t pend[4 * MEDIA_FRAME_SAMPLES + MEDIA_FRAME_SAMPLES];
+	size_t pend_n;
+	unsigned jb_wait;	/* ticks to let the buffer fill before reading */
 	uint32_t jb_ssrc, jb_next_ts;
 	struct audio_buf *playq[PLAYQ_MAX];
 	size_t playq_n, play_pos;
@@ -303,40 +310,64 @@ static void send_rtcp(struct media *m)
 	}
 }
 
+/* Pulls one 20 ms frame for the recorder out of the jitter buffer: whole
+ * packets are decoded into pend[], frames are delivered from there, and the
+ * jitter buffer is told how much is still waiting (remaining_span) so its
+ * timing stays right whatever the packet size. A gap becomes silence. */
 static void receive_frame(struct media *m)
 {
-	int16_t pcm[MEDIA_FRAME_SAMPLES];
-	char data[MEDIA_FRAME_SAMPLES * 2];
-	JitterBufferPacket p;
-	spx_int32_t off = 0;
-	int r;
+	char data[4 * MEDIA_FRAME_SAMPLES];
+	int16_t frame[MEDIA_FRAME_SAMPLES];
 
 	/* Nobody listens (the greeting is playing): no buffering, no
 	 * decoding; the buffer starts afresh when recording starts. */
 	if (!m->receiving)
 		return;
-	memset(&p, 0, sizeof p);
-	p.data = data;
-	p.len = sizeof data;
-	r = m->jb_primed ? jitter_buffer_get(m->jb, &p, MEDIA_FRAME_SAMPLES, &off)
-			 : JITTER_BUFFER_MISSING;
-	if (r == JITTER_BUFFER_OK && p.len > 0) {
-		size_t n = p.len < MEDIA_FRAME_SAMPLES ? p.len : MEDIA_FRAME_SAMPLES;
+	/* Let the buffer fill to its margin before the first read: started
+	 * empty, speex would open the delay later by inserting silence into
+	 * the middle of what the caller says. */
+	if (m->jb_primed && m->jb_wait > 0)
+		m->jb_wait--;
+	else if (m->jb_primed && m->pend_n < MEDIA_FRAME_SAMPLES) {
+		JitterBufferPacket p;
+		spx_int32_t off = 0;
+		int r;
 
-		for (size_t i = 0; i < n; i++)
-			pcm[i] = m->alaw ? audio_alaw_decode((uint8_t)data[i])
-					 : audio_ulaw_decode((uint8_t)data[i]);
-		if (n < MEDIA_FRAME_SAMPLES)
-			memset(pcm + n, 0, (MEDIA_FRAME_SAMPLES - n) * sizeof *pcm);
-	} else {
+		memset(&p, 0, sizeof p);
+		p.data = data;
+		p.len = sizeof data;
+		r = jitter_buffer_get(m->jb, &p,
+				      MEDIA_FRAME_SAMPLES - (spx_int32_t)m->pend_n, &off);
+		if (r == JITTER_BUFFER_OK && p.len > 0) {
+			size_t n = p.len;
+
+			if (n > sizeof m->pend / sizeof m->pend[0] - m->pend_n)
+				n = sizeof m->pend / sizeof m->pend[0] - m->pend_n;
+			if (m->alaw)
+				audio_alaw_decode_buf(m->pend + m->pend_n,
+						      (const uint8_t *)data, n);
+			else
+				audio_ulaw_decode_buf(m->pend + m->pend_n,
+						      (const uint8_t *)data, n);
+			m->pend_n += n;
+		}
+	}
+	if (m->pend_n < MEDIA_FRAME_SAMPLES) {
 		/* A gap (loss, or nothing yet): silence keeps the recording's
 		 * timeline true to the call's. */
-		memset(pcm, 0, sizeof pcm);
+		memset(m->pend + m->pend_n, 0,
+		       (MEDIA_FRAME_SAMPLES - m->pend_n) * sizeof m->pend[0]);
+		m->pend_n = MEDIA_FRAME_SAMPLES;
 	}
-	if (m->jb_primed)
+	memcpy(frame, m->pend, sizeof frame);
+	m->pend_n -= MEDIA_FRAME_SAMPLES;
+	memmove(m->pend, m->pend + MEDIA_FRAME_SAMPLES, m->pend_n * sizeof m->pend[0]);
+	if (m->jb_primed && m->jb_wait == 0) {
+		jitter_buffer_remaining_span(m->jb, (spx_uint32_t)m->pend_n);
 		jitter_buffer_tick(m->jb);
-	if (m->receiving && m->h.frame_h)
-		m->h.frame_h(m->arg, pcm, MEDIA_FRAME_SAMPLES);
+	}
+	if (m->h.frame_h)
+		m->h.frame_h(m->arg, frame, MEDIA_FRAME_SAMPLES);
 }
 
 static void tick_session(struct media *m)
@@ -458,11 +489,15 @@ static void rtp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
 		 * than let it wait for timestamps that will never come. */
 		if (m->jb_primed &&
 		    (p.hdr.ssrc != m->jb_ssrc ||
-		     (uint32_t)(p.hdr.ts - m->jb_next_ts + 16000u) > 32000u))
+		     (uint32_t)(p.hdr.ts - m->jb_next_ts + 16000u) > 32000u)) {
 			jitter_buffer_reset(m->jb);
+			m->jb_wait = MEDIA_JB_MARGIN_MS / MEDIA_PTIME_MS;
+		}
 		m->jb_ssrc = p.hdr.ssrc;
 		m->jb_next_ts = p.hdr.ts + (uint32_t)p.plen;
 		jitter_buffer_put(m->jb, &jp);
+		if (!m->jb_primed)
+			m->jb_wait = MEDIA_JB_MARGIN_MS / MEDIA_PTIME_MS;
 		m->jb_primed = true;
 	}
 }
@@ -615,6 +650,15 @@ int media_open(struct media **out, struct media_engine *e, int family,
 		media_close(m);
 		return ENOMEM;
 	}
+	{
+		/* Nobody listens to a recording live: 100 ms of extra delay
+		 * costs nothing and keeps packets that were queued in the
+		 * socket while the loop was busy (libuv runs the overdue media
+		 * ticks before it reads them). */
+		spx_int32_t margin = MEDIA_JB_MARGIN_MS * 8;
+
+		jitter_buffer_ctl(m->jb, JITTER_BUFFER_SET_MARGIN, &margin);
+	}
 	rtp_rx_stats_init(&m->rxst, -1);
 	uv_udp_recv_start(&m->rtp, alloc_cb, rtp_recv_cb);
 	uv_udp_recv_start(&m->rtcp, alloc_cb, rtcp_recv_cb);
@@ -711,6 +755,7 @@ void media_receive(struct media *m, bool on)
 	if (on && !m->receiving && m->jb) {
 		jitter_buffer_reset(m->jb);
 		m->jb_primed = false;
+		m->pend_n = 0;
 	}
 	m->receiving = on;
 }
