@@ -57,7 +57,9 @@ struct pkt {
 };
 
 struct pending {
-	struct pending *prev, *next;
+	struct pending *prev, *next;		/* by deadline */
+	struct pending *tok_next, *txn_next;	/* hash chains */
+	unsigned txn_hash;
 	msg_t *msg;
 	nta_agent_t *agent;
 	struct pkt pkt;
@@ -74,7 +76,16 @@ struct pending {
 	struct classify_result cls;
 };
 
+/* Pending INVITEs are found by token (the ack) and by Call-ID + branch
+ * (retransmissions, CANCEL) in O(1): at thousands of calls a second a list
+ * scan per INVITE was the router's largest cost. */
+#define PEND_BUCKETS 4096
+
 struct route {
+	struct pending *by_token[PEND_BUCKETS];
+	struct pending *by_txn[PEND_BUCKETS];
+	uv_check_t expire;		/* deadlines are judged after I/O */
+	bool expire_on;
 	uv_loop_t *uv;
 	struct registry *reg;
 	struct rtab *tab;
@@ -211,8 +222,63 @@ static void reply(struct route *r, nta_agent_t *agent, msg_t *req,
 
 /* --- pending list ---------------------------------------------------------- */
 
+static unsigned txn_hash(const char *call_id, const char *branch)
+{
+	uint32_t h = 2166136261u;	/* FNV-1a */
+
+	for (const char *c = call_id; *c; c++)
+		h = (h ^ (uint8_t)*c) * 16777619u;
+	h = (h ^ 0x1f) * 16777619u;
+	for (const char *c = branch; *c; c++)
+		h = (h ^ (uint8_t)*c) * 16777619u;
+	return h;
+}
+
+static unsigned token_bucket(const uint8_t *tok)
+{
+	uint32_t h;
+
+	memcpy(&h, tok, sizeof h);	/* random bytes: already uniform */
+	return h % PEND_BUCKETS;
+}
+
+static void chain_remove(struct pending **head, struct pending *p, bool tok)
+{
+	for (struct pending **pp = head; *pp;
+	     pp = tok ? &(*pp)->tok_next : &(*pp)->txn_next) {
+		if (*pp == p) {
+			*pp = tok ? p->tok_next : p->txn_next;
+			return;
+		}
+	}
+}
+
+static struct pending *find_txn(struct route *r, const char *call_id,
+				const char *branch)
+{
+	unsigned h = txn_hash(call_id, branch);
+
+	for (struct pending *p = r->by_txn[h % PEND_BUCKETS]; p; p = p->txn_next) {
+		if (p->txn_hash == h && !strcmp(p->call_id, call_id) &&
+		    !strcmp(p->branch, branch))
+			return p;
+	}
+	return NULL;
+}
+
+static struct pending *find_token(struct route *r, const uint8_t *tok)
+{
+	for (struct pending *p = r->by_token[token_bucket(tok)]; p; p = p->tok_next) {
+		if (!memcmp(p->token, tok, TOKEN_LEN))
+			return p;
+	}
+	return NULL;
+}
+
 static void pend_unlink(struct route *r, struct pending *p)
 {
+	chain_remove(&r->by_token[token_bucket(p->token)], p, true);
+	chain_remove(&r->by_txn[p->txn_hash % PEND_BUCKETS], p, false);
 	if (p->prev)
 		p->prev->next = p->next;
 	else
@@ -227,6 +293,13 @@ static void pend_unlink(struct route *r, struct pending *p)
 
 static void pend_append(struct route *r, struct pending *p)
 {
+	unsigned b = token_bucket(p->token);
+
+	p->txn_hash = txn_hash(p->call_id, p->branch);
+	p->tok_next = r->by_token[b];
+	r->by_token[b] = p;
+	p->txn_next = r->by_txn[p->txn_hash % PEND_BUCKETS];
+	r->by_txn[p->txn_hash % PEND_BUCKETS] = p;
 	p->prev = r->tail;
 	p->next = NULL;
 	if (r->tail)
@@ -446,10 +519,28 @@ static void try_next(struct route *r, struct pending *p)
 	arm_timer(r);
 }
 
+static void expire_cb(uv_check_t *h);
+
+/* libuv runs timers before it reads sockets: judging a deadline right here
+ * would time out calls whose ack is already waiting in the IPC socket after
+ * a busy turn. So the timer only asks for a check after this turn's I/O. */
 static void timer_cb(uv_timer_t *t)
 {
 	struct route *r = t->data;
+
+	if (!r->expire_on) {
+		r->expire_on = true;
+		uv_check_start(&r->expire, expire_cb);
+	}
+}
+
+static void expire_cb(uv_check_t *h)
+{
+	struct route *r = h->data;
 	unsigned long long now = now_ms(r);
+
+	uv_check_stop(&r->expire);
+	r->expire_on = false;
 
 	while (r->head && r->head->deadline_ms <= now) {
 		struct pending *p = r->head;
@@ -475,11 +566,8 @@ void route_ack(struct route *r, struct ipc_conn *from,
 
 	if (ack->token.len != TOKEN_LEN)
 		return;
-	for (p = r->head; p; p = p->next) {
-		if (p->current == from && !memcmp(p->token, ack->token.data, TOKEN_LEN))
-			break;
-	}
-	if (!p)
+	p = find_token(r, ack->token.data);
+	if (!p || p->current != from)
 		return;		/* late ack: the call has moved on */
 	pend_unlink(r, p);
 	in = reg_find_conn(r->reg, from);
@@ -559,16 +647,6 @@ static char *join_header(su_home_t *home, const sip_t *sip, const char *name)
 	return out;
 }
 
-static bool pending_retransmission(struct route *r, const char *call_id,
-				   const char *branch)
-{
-	for (struct pending *p = r->head; p; p = p->next) {
-		if (!strcmp(p->call_id, call_id) && !strcmp(p->branch, branch))
-			return true;
-	}
-	return false;
-}
-
 static void route_invite(struct route *r, nta_agent_t *agent, msg_t *msg,
 			 sip_t *sip, const struct pkt *pk)
 {
@@ -583,7 +661,7 @@ static void route_invite(struct route *r, nta_agent_t *agent, msg_t *msg,
 	const char *ruser = sip->sip_request->rq_url->url_user;
 
 	netaddr_str((const struct sockaddr *)&pk->remote, src, sizeof src);
-	if (pending_retransmission(r, sip->sip_call_id->i_id, branch)) {
+	if (find_txn(r, sip->sip_call_id->i_id, branch)) {
 		msg_destroy(msg);
 		goto out;
 	}
@@ -633,7 +711,6 @@ static void route_invite(struct route *r, nta_agent_t *agent, msg_t *msg,
 		free(p);
 		goto out;
 	}
-	p->msg = msg;
 	p->agent = agent;
 	p->pkt = *pk;
 	p->pkt.tp = tport_ref(pk->tp);
@@ -644,6 +721,16 @@ static void route_invite(struct route *r, nta_agent_t *agent, msg_t *msg,
 	if (sip->sip_from && sip->sip_from->a_url->url_user)
 		snprintf(p->caller, sizeof p->caller, "%s",
 			 sip->sip_from->a_url->url_user);
+	/* Keep a copy of just the request's headers: the original may share
+	 * a buffer with the whole TCP backlog sofia read at once, and holding
+	 * it for the handoff made memory grow with the call rate. */
+	p->msg = msg_dup(msg);
+	msg_destroy(msg);
+	if (!p->msg) {
+		tport_unref(p->pkt.tp);
+		free(p);
+		goto out;
+	}
 	try_next(r, p);
 out:
 	su_home_deinit(home);
@@ -655,14 +742,14 @@ static void route_cancel(struct route *r, nta_agent_t *agent, msg_t *msg,
 	const char *branch = sip->sip_via && sip->sip_via->v_branch
 				     ? sip->sip_via->v_branch : "";
 
-	for (struct pending *p = r->head; p; p = p->next) {
-		if (strcmp(p->call_id, sip->sip_call_id->i_id) ||
-		    strcmp(p->branch, branch))
-			continue;
-		pend_unlink(r, p);
-		finish(r, p, 487, "Request Terminated", false);
-		arm_timer(r);
-		break;
+	{
+		struct pending *p = find_txn(r, sip->sip_call_id->i_id, branch);
+
+		if (p) {
+			pend_unlink(r, p);
+			finish(r, p, 487, "Request Terminated", false);
+			arm_timer(r);
+		}
 	}
 	/* Stateless: a CANCEL that matches nothing pending came after our final
 	 * answer; 200 is still the right thing to tell the client (RFC 3261
@@ -728,6 +815,11 @@ int route_message_cb(nta_agent_magic_t *arg, nta_agent_t *agent, msg_t *msg,
 
 /* --- life cycle ---------------------------------------------------------- */
 
+static void check_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
 /* Creates the routing state. */
 int route_alloc(struct route **out, uv_loop_t *uv, struct registry *reg)
 {
@@ -740,13 +832,17 @@ int route_alloc(struct route **out, uv_loop_t *uv, struct registry *reg)
 	r->rnd_used = sizeof r->rnd;	/* empty: the first token refills */
 	uv_timer_init(uv, &r->timer);
 	r->timer.data = r;
+	uv_check_init(uv, &r->expire);
+	r->expire.data = r;
 	*out = r;
 	return 0;
 }
 
 static void timer_closed(uv_handle_t *h)
 {
-	free(h->data);
+	struct route *r = h->data;
+
+	uv_close((uv_handle_t *)&r->expire, check_closed);
 }
 
 /* Drops pending calls and frees once the timer is closed. */

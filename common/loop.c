@@ -28,6 +28,7 @@
 #include <sofia-sip/su_log.h>
 
 #define LOOP_DRAIN_STEPS 16
+#define LOOP_DRAIN_AFTER_NS 1000000ULL	/* 1 ms */
 
 struct loop {
 	su_root_t *root;
@@ -186,8 +187,10 @@ int loop_run(struct loop *l)
 	l->stop = false;
 	while (!l->stop) {
 		su_duration_t t;
+		uint64_t t0 = uv_hrtime(), busy;
 
 		uv_run(&l->uv, UV_RUN_NOWAIT);
+		busy = uv_hrtime() - t0;
 		if (l->stop)
 			break;
 		t = uv_loop_alive(&l->uv) ? uv_backend_timeout(&l->uv)
@@ -198,9 +201,10 @@ int loop_run(struct loop *l)
 		 * of uv_run can take milliseconds under media load: without
 		 * draining, the SIP socket overflows long before the CPU is
 		 * used up (INVITEs, ACKs and BYEs lost). A few non-blocking
-		 * steps per turn keep SIP flowing; idle, they cost nothing
-		 * because the loop only turns on a wakeup. */
-		for (int i = 0; i < LOOP_DRAIN_STEPS && !l->stop; i++)
+		 * steps keep SIP flowing. Only after a long libuv turn: on a
+		 * light turn they would be wasted system calls. */
+		for (int i = 0; busy > LOOP_DRAIN_AFTER_NS && i < LOOP_DRAIN_STEPS &&
+				!l->stop; i++)
 			su_root_step(l->root, 0);
 	}
 	return 0;
