@@ -22,6 +22,8 @@
 #include <sofia-sip/tport.h>
 #include <sofia-sip/tport_tag.h>
 
+#define SIPL_UDP_RMEM (4u * 1024 * 1024)
+
 struct sipl {
 	su_root_t *root;
 	struct sipl_handlers h;
@@ -129,7 +131,11 @@ static int open_family(struct sipl *s, enum sipl_family f, unsigned port,
 				 /* sofia answers STUN on the SIP port by default,
 				  * to anyone: a SIP listener has no business doing
 				  * that. */
-				 TPTAG_STUN_SERVER(0), TAG_END());
+				 TPTAG_STUN_SERVER(0),
+				 /* A burst of INVITEs must wait in the socket, not be
+				  * dropped by it: 4 MB (the kernel caps it at
+				  * net.core.rmem_max). */
+				 TPTAG_UDP_RMEM(SIPL_UDP_RMEM), TAG_END());
 	if (!agent) {
 		/* sofia's clean-up overwrites errno; find the real reason by
 		 * trying the bind ourselves. */
