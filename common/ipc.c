@@ -2,6 +2,7 @@
  * credential check on accept, stale-socket removal, frame reassembly, and an
  * Error envelope before dropping a peer that breaks the protocol. */
 #define LOG_MODULE "ipc"
+#include "common/cause.h"
 #include "common/ipc.h"
 #include "common/log.h"
 
@@ -85,23 +86,6 @@ static int errno_of_uv(int uverr)
 	return EIO;
 }
 
-static void set_cause(char **cause, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void set_cause(char **cause, const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	if (!cause)
-		return;
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	free(*cause);
-	*cause = s;
-}
 
 /* ---- connection ------------------------------------------------------ */
 
@@ -561,7 +545,7 @@ static int mkdir_p(const char *dir, char **cause)
 		*p = '\0';
 		if (mkdir(tmp, 0700) != 0 && errno != EEXIST) {
 			err = errno;
-			set_cause(cause, "cannot create directory %s: %s", tmp,
+			cause_set(cause, "cannot create directory %s: %s", tmp,
 				  strerror(err));
 			break;
 		}
@@ -594,7 +578,7 @@ static int private_dir(const char *path, char **cause)
 	if (stat(dir, &st) != 0) {
 		if (errno != ENOENT) {
 			err = errno;
-			set_cause(cause, "cannot stat %s: %s", dir, strerror(err));
+			cause_set(cause, "cannot stat %s: %s", dir, strerror(err));
 			goto out;
 		}
 		err = mkdir_p(dir, cause);
@@ -602,30 +586,30 @@ static int private_dir(const char *path, char **cause)
 			goto out;
 		if (stat(dir, &st) != 0) {
 			err = errno;
-			set_cause(cause, "cannot stat %s: %s", dir, strerror(err));
+			cause_set(cause, "cannot stat %s: %s", dir, strerror(err));
 			goto out;
 		}
 	}
 	if (!S_ISDIR(st.st_mode)) {
 		err = ENOTDIR;
-		set_cause(cause, "%s is not a directory", dir);
+		cause_set(cause, "%s is not a directory", dir);
 		goto out;
 	}
 	if (st.st_mode & (S_ISVTX | S_IWOTH)) {
 		err = EPERM;
-		set_cause(cause, "refusing to put the IPC socket in shared "
+		cause_set(cause, "refusing to put the IPC socket in shared "
 			  "directory %s: give it a private directory", dir);
 		goto out;
 	}
 	if (st.st_uid != geteuid()) {
 		err = EPERM;
-		set_cause(cause, "IPC socket directory %s belongs to uid %ld, "
+		cause_set(cause, "IPC socket directory %s belongs to uid %ld, "
 			  "not %ld", dir, (long)st.st_uid, (long)geteuid());
 		goto out;
 	}
 	if ((st.st_mode & 07777) != 0700 && chmod(dir, 0700) != 0) {
 		err = errno;
-		set_cause(cause, "cannot chmod 0700 %s: %s", dir, strerror(err));
+		cause_set(cause, "cannot chmod 0700 %s: %s", dir, strerror(err));
 		goto out;
 	}
 out:
@@ -645,36 +629,36 @@ static int remove_stale(const char *path, char **cause)
 		if (errno == ENOENT)
 			return 0;
 		err = errno;
-		set_cause(cause, "cannot stat %s: %s", path, strerror(err));
+		cause_set(cause, "cannot stat %s: %s", path, strerror(err));
 		return err;
 	}
 	if (!S_ISSOCK(st.st_mode)) {
-		set_cause(cause, "%s exists and is not a socket", path);
+		cause_set(cause, "%s exists and is not a socket", path);
 		return EEXIST;
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {
 		err = errno;
-		set_cause(cause, "socket: %s", strerror(err));
+		cause_set(cause, "socket: %s", strerror(err));
 		return err;
 	}
 	memcpy(sa.sun_path, path, strlen(path) + 1);
 	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 ||
 	    errno == EAGAIN || errno == EINPROGRESS) {
 		err = EADDRINUSE;
-		set_cause(cause, "another umcallrouter is already listening on %s",
+		cause_set(cause, "another umcallrouter is already listening on %s",
 			  path);
 	} else if (errno == ECONNREFUSED) {
 		if (unlink(path) != 0 && errno != ENOENT) {
 			err = errno;
-			set_cause(cause, "cannot remove stale socket %s: %s", path,
+			cause_set(cause, "cannot remove stale socket %s: %s", path,
 				  strerror(err));
 		} else {
 			log_notice("removed stale IPC socket %s", path);
 		}
 	} else {
 		err = errno;
-		set_cause(cause, "cannot probe existing socket %s: %s", path,
+		cause_set(cause, "cannot probe existing socket %s: %s", path,
 			  strerror(err));
 	}
 	close(fd);
@@ -740,7 +724,7 @@ int ipc_server_listen(struct ipc_server **out, uv_loop_t *loop,
 	if (!out || !loop || !path || !*path || !accepth)
 		return EINVAL;
 	if (strlen(path) >= sizeof sa.sun_path) {
-		set_cause(cause, "IPC socket path %s is longer than %zu bytes",
+		cause_set(cause, "IPC socket path %s is longer than %zu bytes",
 			  path, sizeof sa.sun_path - 1);
 		return ENAMETOOLONG;
 	}
@@ -754,23 +738,23 @@ int ipc_server_listen(struct ipc_server **out, uv_loop_t *loop,
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		err = errno;
-		set_cause(cause, "socket: %s", strerror(err));
+		cause_set(cause, "socket: %s", strerror(err));
 		goto out;
 	}
 	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
 		err = errno;
-		set_cause(cause, "cannot bind %s: %s", path, strerror(err));
+		cause_set(cause, "cannot bind %s: %s", path, strerror(err));
 		goto out;
 	}
 	bound = true;
 	if (chmod(path, 0660) != 0 || stat(path, &st) != 0) {
 		err = errno;
-		set_cause(cause, "cannot chmod 0660 %s: %s", path, strerror(err));
+		cause_set(cause, "cannot chmod 0660 %s: %s", path, strerror(err));
 		goto out;
 	}
 	if (listen(fd, IPC_BACKLOG) != 0) {
 		err = errno;
-		set_cause(cause, "cannot listen on %s: %s", path, strerror(err));
+		cause_set(cause, "cannot listen on %s: %s", path, strerror(err));
 		goto out;
 	}
 	s = calloc(1, sizeof *s);
@@ -789,7 +773,7 @@ int ipc_server_listen(struct ipc_server **out, uv_loop_t *loop,
 	err = uv_pipe_open(&s->pipe, fd);
 	if (err) {
 		err = errno_of_uv(err);
-		set_cause(cause, "cannot watch %s: %s", path, strerror(err));
+		cause_set(cause, "cannot watch %s: %s", path, strerror(err));
 		uv_close((uv_handle_t *)&s->pipe, server_on_close);
 		s = NULL;
 		goto out;
@@ -799,7 +783,7 @@ int ipc_server_listen(struct ipc_server **out, uv_loop_t *loop,
 			server_on_connection);
 	if (err) {
 		err = errno_of_uv(err);
-		set_cause(cause, "cannot listen on %s: %s", path, strerror(err));
+		cause_set(cause, "cannot listen on %s: %s", path, strerror(err));
 		ipc_server_close(s);
 		s = NULL;
 		goto out;

@@ -17,6 +17,7 @@
  * callback during the swap is ignored and its lookup restarted on the new
  * channel; the waiters never see the swap. */
 #define LOG_MODULE "resolver"
+#include "common/cause.h"
 #include "common/resolver.h"
 #include "common/log.h"
 
@@ -107,23 +108,6 @@ struct resolver {
 	char servers[512];          /* for logs: "system" or the c-ares CSV */
 };
 
-static void set_cause(char **cause, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void set_cause(char **cause, const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	if (!cause)
-		return;
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	free(*cause);
-	*cause = s;
-}
 
 /* "A", "AAAA" or "AAAA+A", for logs. */
 const char *resolver_families_str(unsigned families)
@@ -302,20 +286,20 @@ int resolver_parse_servers(const char *servers, char *ares_csv, size_t len,
 			e--;
 		if (b == e) {
 			err = EINVAL;
-			set_cause(cause, "empty entry in DNS server list \"%s\"",
+			cause_set(cause, "empty entry in DNS server list \"%s\"",
 				  servers);
 			goto out;
 		}
 		err = parse_server(b, (size_t)(e - b), one, sizeof one);
 		if (err) {
 			err = EINVAL;
-			set_cause(cause, "bad DNS server \"%.*s\": expected ip, "
+			cause_set(cause, "bad DNS server \"%.*s\": expected ip, "
 				  "ip:port or [ipv6]:port", (int)(e - b), b);
 			goto out;
 		}
 		if (used + (used ? 1 : 0) + strlen(one) + 1 > len) {
 			err = ENOSPC;
-			set_cause(cause, "DNS server list too long");
+			cause_set(cause, "DNS server list too long");
 			goto out;
 		}
 		used += (size_t)sprintf(ares_csv + used, "%s%s",
@@ -607,7 +591,7 @@ static int channel_create(struct resolver *r, ares_channel *out,
 				   ARES_OPT_DOMAINS);
 	if (status != ARES_SUCCESS) {
 		err = err_of_ares(status);
-		set_cause(cause, "c-ares: %s", ares_strerror(status));
+		cause_set(cause, "c-ares: %s", ares_strerror(status));
 		ch = NULL;
 		goto out;
 	}
@@ -615,7 +599,7 @@ static int channel_create(struct resolver *r, ares_channel *out,
 		status = ares_set_servers_ports_csv(ch, csv);
 		if (status != ARES_SUCCESS) {
 			err = status == ARES_ENOMEM ? ENOMEM : EINVAL;
-			set_cause(cause, "c-ares rejected DNS servers %s: %s",
+			cause_set(cause, "c-ares rejected DNS servers %s: %s",
 				  csv, ares_strerror(status));
 			goto out;
 		}
@@ -1057,7 +1041,7 @@ int resolver_alloc(struct resolver **out, uv_loop_t *loop, const char *servers,
 	status = ares_library_init(ARES_LIB_INIT_ALL);
 	if (status != ARES_SUCCESS) {
 		err = err_of_ares(status);
-		set_cause(cause, "c-ares: %s", ares_strerror(status));
+		cause_set(cause, "c-ares: %s", ares_strerror(status));
 		goto out;
 	}
 	r->lib_ready = true;

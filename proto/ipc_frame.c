@@ -1,5 +1,6 @@
 /* ipc_frame.c — encodes and decodes IPC frames (length prefix + Envelope);
  * every byte a peer sends passes through ipc_frame_decode first. */
+#include "common/cause.h"
 #include "proto/ipc_frame.h"
 
 #include <errno.h>
@@ -7,23 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static void set_cause(char **cause, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void set_cause(char **cause, const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	if (!cause)
-		return;
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	free(*cause);
-	*cause = s;
-}
 
 /* Sets env to an empty Envelope of the current protocol version. */
 void ipc_envelope_init(Openum__Envelope *env)
@@ -156,7 +140,7 @@ int ipc_frame_decode_cause(Openum__Envelope **out, const uint8_t *buf,
 	blen = (uint32_t)buf[0] << 24 | (uint32_t)buf[1] << 16 |
 	       (uint32_t)buf[2] << 8 | (uint32_t)buf[3];
 	if (blen > IPC_FRAME_MAX) {
-		set_cause(cause, "frame of %lu bytes exceeds %d",
+		cause_set(cause, "frame of %lu bytes exceeds %d",
 			  (unsigned long)blen, IPC_FRAME_MAX);
 		return EMSGSIZE;
 	}
@@ -165,32 +149,32 @@ int ipc_frame_decode_cause(Openum__Envelope **out, const uint8_t *buf,
 	body = buf + IPC_FRAME_HDR;
 	*consumed = IPC_FRAME_HDR + (size_t)blen;
 	if (blen == 0) {
-		set_cause(cause, "empty frame");
+		cause_set(cause, "empty frame");
 		return EBADMSG;
 	}
 	err = wire_find_version(body, blen, &found, &version);
 	if (err) {
-		set_cause(cause, "undecodable frame");
+		cause_set(cause, "undecodable frame");
 		return EBADMSG;
 	}
 	if (!found) {
-		set_cause(cause, "frame without protocol version (want %d)",
+		cause_set(cause, "frame without protocol version (want %d)",
 			  IPC_PROTOCOL_VERSION);
 		return EPROTO;
 	}
 	if (version != IPC_PROTOCOL_VERSION) {
-		set_cause(cause, "protocol version %llu not supported (want %d)",
+		cause_set(cause, "protocol version %llu not supported (want %d)",
 			  (unsigned long long)version, IPC_PROTOCOL_VERSION);
 		return EPROTO;
 	}
 	env = openum__envelope__unpack(NULL, blen, body);
 	if (!env) {
-		set_cause(cause, "undecodable frame");
+		cause_set(cause, "undecodable frame");
 		return EBADMSG;
 	}
 	if (env->body_case == OPENUM__ENVELOPE__BODY__NOT_SET) {
 		openum__envelope__free_unpacked(env, NULL);
-		set_cause(cause, "frame without a body");
+		cause_set(cause, "frame without a body");
 		return EBADMSG;
 	}
 	*out = env;

@@ -1,5 +1,6 @@
 /* ctl_ipc.c — umctl's blocking IPC client: connect, Hello, one request, wait
  * for its reply, with poll() bounding every wait. */
+#include "common/cause.h"
 #include "umctl/ctl_ipc.h"
 #include "proto/ipc_frame.h"
 
@@ -22,23 +23,6 @@ struct ctl_conn {
 	size_t len;
 };
 
-static void set_cause(char **cause, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void set_cause(char **cause, const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	if (!cause)
-		return;
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	free(*cause);
-	*cause = s;
-}
 
 static long long now_ms(void)
 {
@@ -75,7 +59,7 @@ static int ctl_connect(struct ctl_conn *cc, const char *path, char **cause)
 	int err;
 
 	if (strlen(path) >= sizeof sa.sun_path) {
-		set_cause(cause, "socket path %s is longer than %zu bytes", path,
+		cause_set(cause, "socket path %s is longer than %zu bytes", path,
 			  sizeof sa.sun_path - 1);
 		return ENAMETOOLONG;
 	}
@@ -83,7 +67,7 @@ static int ctl_connect(struct ctl_conn *cc, const char *path, char **cause)
 	cc->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (cc->fd < 0) {
 		err = errno;
-		set_cause(cause, "socket: %s", strerror(err));
+		cause_set(cause, "socket: %s", strerror(err));
 		return err;
 	}
 	for (;;) {
@@ -113,10 +97,10 @@ static int ctl_connect(struct ctl_conn *cc, const char *path, char **cause)
 		break;
 	}
 	if (err == ETIMEDOUT)
-		set_cause(cause, "no connection to umcallrouter on %s within %d ms",
+		cause_set(cause, "no connection to umcallrouter on %s within %d ms",
 			  path, CTL_IPC_TIMEOUT_MS);
 	else
-		set_cause(cause, "cannot connect to umcallrouter on %s: %s", path,
+		cause_set(cause, "cannot connect to umcallrouter on %s: %s", path,
 			  strerror(err));
 	return err;
 }
@@ -131,7 +115,7 @@ static int ctl_send(struct ctl_conn *cc, const Openum__Envelope *env,
 
 	err = ipc_frame_encode(&data, &len, env);
 	if (err) {
-		set_cause(cause, "cannot encode %s: %s",
+		cause_set(cause, "cannot encode %s: %s",
 			  ipc_body_name(env->body_case), strerror(err));
 		return err;
 	}
@@ -149,7 +133,7 @@ static int ctl_send(struct ctl_conn *cc, const Openum__Envelope *env,
 		else
 			err = errno;
 		if (err) {
-			set_cause(cause, "cannot send to umcallrouter on %s: %s",
+			cause_set(cause, "cannot send to umcallrouter on %s: %s",
 				  cc->path, strerror(err));
 			break;
 		}
@@ -175,7 +159,7 @@ static int ctl_recv(struct ctl_conn *cc, Openum__Envelope **out,
 			return 0;
 		}
 		if (err != EAGAIN) {
-			set_cause(cause, "umcallrouter on %s sent a bad frame: %s",
+			cause_set(cause, "umcallrouter on %s sent a bad frame: %s",
 				  cc->path, why ? why : strerror(err));
 			free(why);
 			return err;
@@ -188,7 +172,7 @@ static int ctl_recv(struct ctl_conn *cc, Openum__Envelope **out,
 			continue;
 		}
 		if (n == 0) {
-			set_cause(cause, "umcallrouter on %s closed the connection "
+			cause_set(cause, "umcallrouter on %s closed the connection "
 				  "without replying", cc->path);
 			return ECONNRESET;
 		}
@@ -199,12 +183,12 @@ static int ctl_recv(struct ctl_conn *cc, Openum__Envelope **out,
 		else
 			err = errno;
 		if (err == ETIMEDOUT) {
-			set_cause(cause, "no reply from umcallrouter on %s within "
+			cause_set(cause, "no reply from umcallrouter on %s within "
 				  "%d ms", cc->path, CTL_IPC_TIMEOUT_MS);
 			return err;
 		}
 		if (err) {
-			set_cause(cause, "cannot read from umcallrouter on %s: %s",
+			cause_set(cause, "cannot read from umcallrouter on %s: %s",
 				  cc->path, strerror(err));
 			return err;
 		}
@@ -250,7 +234,7 @@ static int ctl_exchange(const char *path, const Openum__Envelope *req,
 		if (env->body_case == want)
 			break;
 		if (env->body_case == OPENUM__ENVELOPE__BODY_ERROR) {
-			set_cause(cause, "umcallrouter refused the request: %s "
+			cause_set(cause, "umcallrouter refused the request: %s "
 				  "(%s)",
 				  env->error->message && *env->error->message ?
 					  env->error->message : "no reason given",

@@ -1,0 +1,22 @@
+/* cause.c — formatting of readable error reasons. */
+#include "common/cause.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* See the header. */
+void cause_set(char **cause, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	if (!cause)
+		return;
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	free(*cause);
+	*cause = s;
+}
