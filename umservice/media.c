@@ -9,9 +9,9 @@
  * are spread over twenty small bursts instead of one large one. A late
  * wakeup catches up at most a few cycles; beyond that the schedule skips.
  *
- * Receiving: packets go into a speexdsp jitter buffer (reordering, gap
- * filling) keyed by RTP timestamp; the same clock pulls one 20 ms frame per
- * tick out of it for the recorder. Telephone-events are handled on arrival.
+ * Receiving: packets are decoded into a fixed-delay playout buffer keyed
+ * by RTP timestamp (reordering, any packet size, gaps become silence); the
+ * same clock pulls one 20 ms frame per tick out of it for the recorder. Telephone-events are handled on arrival.
  * Anything unexpected (source address, payload type, size) is counted and
  * dropped; nothing from the network reaches an assert. */
 #define LOG_MODULE "media"
@@ -20,6 +20,7 @@
 #include "common/netaddr.h"
 #include "common/rtp.h"
 #include "umservice/audio.h"
+#include "umservice/playout.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -30,10 +31,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <speex/speex_jitter.h>
 
 #define PLAYQ_MAX 16
-#define MEDIA_JB_MARGIN_MS 100
+#define MEDIA_PLAYOUT_DELAY_MS 100
 
 #define SLOTS MEDIA_PTIME_MS		/* one per millisecond of a cycle */
 #define CATCH_UP_CYCLES 3
@@ -74,15 +74,7 @@ struct media {
 	struct rtp_tx tx;
 	struct rtp_dtmf_rx dtmf;
 	struct rtp_rx_stats rxst;
-	JitterBuffer *jb;
-	bool jb_primed;
-	/* Decoded samples taken from the jitter buffer but not yet delivered:
-	 * a packet may carry more than one 20 ms frame (30 ms from many
-	 * gateways, up to 80 ms). */
-	int16_t pend[4 * MEDIA_FRAME_SAMPLES + MEDIA_FRAME_SAMPLES];
-	size_t pend_n;
-	unsigned jb_wait;	/* ticks to let the buffer fill before reading */
-	uint32_t jb_ssrc, jb_next_ts;
+	struct playout *po;		/* what the caller says, for recording */
 	struct audio_buf *playq[PLAYQ_MAX];
 	size_t playq_n, play_pos;
 	bool play_notify;
@@ -310,62 +302,15 @@ static void send_rtcp(struct media *m)
 	}
 }
 
-/* Pulls one 20 ms frame for the recorder out of the jitter buffer: whole
- * packets are decoded into pend[], frames are delivered from there, and the
- * jitter buffer is told how much is still waiting (remaining_span) so its
- * timing stays right whatever the packet size. A gap becomes silence. */
+/* Delivers the next 20 ms of what the caller said to the recorder. */
 static void receive_frame(struct media *m)
 {
-	char data[4 * MEDIA_FRAME_SAMPLES];
 	int16_t frame[MEDIA_FRAME_SAMPLES];
 
-	/* Nobody listens (the greeting is playing): no buffering, no
-	 * decoding; the buffer starts afresh when recording starts. */
+	/* Nobody listens (the greeting is playing): nothing to deliver. */
 	if (!m->receiving)
 		return;
-	/* Let the buffer fill to its margin before the first read: started
-	 * empty, speex would open the delay later by inserting silence into
-	 * the middle of what the caller says. */
-	if (m->jb_primed && m->jb_wait > 0)
-		m->jb_wait--;
-	else if (m->jb_primed && m->pend_n < MEDIA_FRAME_SAMPLES) {
-		JitterBufferPacket p;
-		spx_int32_t off = 0;
-		int r;
-
-		memset(&p, 0, sizeof p);
-		p.data = data;
-		p.len = sizeof data;
-		r = jitter_buffer_get(m->jb, &p,
-				      MEDIA_FRAME_SAMPLES - (spx_int32_t)m->pend_n, &off);
-		if (r == JITTER_BUFFER_OK && p.len > 0) {
-			size_t n = p.len;
-
-			if (n > sizeof m->pend / sizeof m->pend[0] - m->pend_n)
-				n = sizeof m->pend / sizeof m->pend[0] - m->pend_n;
-			if (m->alaw)
-				audio_alaw_decode_buf(m->pend + m->pend_n,
-						      (const uint8_t *)data, n);
-			else
-				audio_ulaw_decode_buf(m->pend + m->pend_n,
-						      (const uint8_t *)data, n);
-			m->pend_n += n;
-		}
-	}
-	if (m->pend_n < MEDIA_FRAME_SAMPLES) {
-		/* A gap (loss, or nothing yet): silence keeps the recording's
-		 * timeline true to the call's. */
-		memset(m->pend + m->pend_n, 0,
-		       (MEDIA_FRAME_SAMPLES - m->pend_n) * sizeof m->pend[0]);
-		m->pend_n = MEDIA_FRAME_SAMPLES;
-	}
-	memcpy(frame, m->pend, sizeof frame);
-	m->pend_n -= MEDIA_FRAME_SAMPLES;
-	memmove(m->pend, m->pend + MEDIA_FRAME_SAMPLES, m->pend_n * sizeof m->pend[0]);
-	if (m->jb_primed && m->jb_wait == 0) {
-		jitter_buffer_remaining_span(m->jb, (spx_uint32_t)m->pend_n);
-		jitter_buffer_tick(m->jb);
-	}
+	playout_get(m->po, frame, MEDIA_FRAME_SAMPLES);
 	if (m->h.frame_h)
 		m->h.frame_h(m->arg, frame, MEDIA_FRAME_SAMPLES);
 }
@@ -476,29 +421,14 @@ static void rtp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
 	if (!m->receiving)
 		return;
 	{
-		JitterBufferPacket jp;
+		int16_t pcm[4 * MEDIA_FRAME_SAMPLES];
 
-		memset(&jp, 0, sizeof jp);
-		jp.data = (char *)p.payload;
-		jp.len = (spx_uint32_t)p.plen;
-		jp.timestamp = p.hdr.ts;
-		jp.span = (spx_uint32_t)p.plen;	/* G.711: a byte a sample */
-		jp.sequence = p.hdr.seq;
-		/* A new source (re-INVITE, a gateway switching streams) or a
-		 * jump of more than two seconds: start the buffer afresh rather
-		 * than let it wait for timestamps that will never come. */
-		if (m->jb_primed &&
-		    (p.hdr.ssrc != m->jb_ssrc ||
-		     (uint32_t)(p.hdr.ts - m->jb_next_ts + 16000u) > 32000u)) {
-			jitter_buffer_reset(m->jb);
-			m->jb_wait = MEDIA_JB_MARGIN_MS / MEDIA_PTIME_MS;
-		}
-		m->jb_ssrc = p.hdr.ssrc;
-		m->jb_next_ts = p.hdr.ts + (uint32_t)p.plen;
-		jitter_buffer_put(m->jb, &jp);
-		if (!m->jb_primed)
-			m->jb_wait = MEDIA_JB_MARGIN_MS / MEDIA_PTIME_MS;
-		m->jb_primed = true;
+		/* G.711: a byte a sample (plen is bounded above). */
+		if (m->alaw)
+			audio_alaw_decode_buf(pcm, p.payload, p.plen);
+		else
+			audio_ulaw_decode_buf(pcm, p.payload, p.plen);
+		playout_put(m->po, p.hdr.ssrc, p.hdr.ts, pcm, p.plen);
 	}
 }
 
@@ -645,20 +575,15 @@ int media_open(struct media **out, struct media_engine *e, int family,
 	}
 	m->rtp.data = m->rtcp.data = m;
 	m->open_handles = 2;
-	m->jb = jitter_buffer_init(MEDIA_FRAME_SAMPLES);
-	if (!m->jb || rtp_tx_init(&m->tx, 0, 8000) != 0) {
+	m->po = malloc(sizeof *m->po);
+	if (!m->po || rtp_tx_init(&m->tx, 0, 8000) != 0) {
 		media_close(m);
 		return ENOMEM;
 	}
-	{
-		/* Nobody listens to a recording live: 100 ms of extra delay
-		 * costs nothing and keeps packets that were queued in the
-		 * socket while the loop was busy (libuv runs the overdue media
-		 * ticks before it reads them). */
-		spx_int32_t margin = MEDIA_JB_MARGIN_MS * 8;
-
-		jitter_buffer_ctl(m->jb, JITTER_BUFFER_SET_MARGIN, &margin);
-	}
+	/* Nobody listens to a recording live: 100 ms of delay costs nothing
+	 * and absorbs reordering and a busy loop (libuv runs overdue media
+	 * ticks before it reads the sockets). */
+	playout_init(m->po, MEDIA_PLAYOUT_DELAY_MS * 8);
 	rtp_rx_stats_init(&m->rxst, -1);
 	uv_udp_recv_start(&m->rtp, alloc_cb, rtp_recv_cb);
 	uv_udp_recv_start(&m->rtcp, alloc_cb, rtcp_recv_cb);
@@ -752,11 +677,8 @@ bool media_playing(const struct media *m)
 /* Turns delivery of received frames on or off. */
 void media_receive(struct media *m, bool on)
 {
-	if (on && !m->receiving && m->jb) {
-		jitter_buffer_reset(m->jb);
-		m->jb_primed = false;
-		m->pend_n = 0;
-	}
+	if (on && !m->receiving && m->po)
+		playout_reset(m->po);
 	m->receiving = on;
 }
 
@@ -793,9 +715,8 @@ void media_close(struct media *m)
 	if (m->next)
 		m->next->prev = m->prev;
 	e->n--;
-	if (m->jb)
-		jitter_buffer_destroy(m->jb);
-	m->jb = NULL;
+	free(m->po);
+	m->po = NULL;
 	uv_close((uv_handle_t *)&m->rtp, handle_closed);
 	uv_close((uv_handle_t *)&m->rtcp, handle_closed);
 }
