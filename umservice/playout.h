@@ -10,8 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* 2 s of 8 kHz audio; a power of two so a timestamp indexes it directly. */
-#define PLAYOUT_SAMPLES 16384u
+/* 1 s of 8 kHz audio; a power of two so a timestamp indexes it directly. */
+#define PLAYOUT_SAMPLES 8192u
 
 struct playout {
 	int16_t pcm[PLAYOUT_SAMPLES];
