@@ -128,7 +128,7 @@ $(BUILD)/fuzz/fuzz_rtp: tests/fuzz/fuzz_rtp.c common/rtp.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $^
 
-$(BUILD)/fuzz/fuzz_sdp: tests/fuzz/fuzz_sdp.c common/sdp.c
+$(BUILD)/fuzz/fuzz_sdp: tests/fuzz/fuzz_sdp.c common/sdp.c common/cause.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $^ $(call libs,sofia-sip-ua)
 

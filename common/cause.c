@@ -20,3 +20,16 @@ void cause_set(char **cause, const char *fmt, ...)
 	free(*cause);
 	*cause = s;
 }
+
+/* See the header. */
+void cause_first(char **cause, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!cause || *cause)
+		return;
+	va_start(ap, fmt);
+	if (vasprintf(cause, fmt, ap) < 0)
+		*cause = NULL;
+	va_end(ap);
+}

@@ -8,4 +8,9 @@
 void cause_set(char **cause, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* Sets *cause only if no reason is there yet: the first (innermost)
+ * reason wins when several layers would explain the same failure. */
+void cause_first(char **cause, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
 #endif

@@ -3,6 +3,7 @@
  * new/set/get/remove engine that umctl drives. All validation of directory
  * objects lives here so the daemons and umctl agree on what is valid. */
 #define LOG_MODULE "dir"
+#include "common/cause.h"
 #include "common/directory.h"
 #include "common/log.h"
 #include "common/pin.h"
@@ -33,22 +34,6 @@ struct dir {
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static void cause_set(char **cause, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-/* Sets *cause (the first reason wins; later ones are dropped). */
-static void cause_set(char **cause, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!cause || *cause)
-		return;
-	va_start(ap, fmt);
-	if (vasprintf(cause, fmt, ap) < 0)
-		*cause = NULL;
-	va_end(ap);
-}
-
 /* A user's value made safe to quote in a message: control characters become
  * '?', quotes are escaped, long values are cut. */
 static const char *quote(char *buf, size_t cap, const char *v)
@@ -75,7 +60,7 @@ static const char *quote(char *buf, size_t cap, const char *v)
 
 static int sql_fail(struct dir *d, int rc, const char *what, char **cause)
 {
-	cause_set(cause, "directory %s: %s: %s", d->path, what,
+	cause_first(cause, "directory %s: %s: %s", d->path, what,
 		  sqlite3_errmsg(d->db));
 	if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
 		return EBUSY;
@@ -969,7 +954,7 @@ int dir_open(struct dir **out, const char *path, unsigned flags,
 			close(fd);
 		else if (errno != EEXIST) {
 			err = errno;
-			cause_set(cause, "cannot create %s: %s", path,
+			cause_first(cause, "cannot create %s: %s", path,
 				  strerror(err));
 			return err;
 		}
@@ -982,7 +967,7 @@ int dir_open(struct dir **out, const char *path, unsigned flags,
 	rc = sqlite3_open_v2(path, &d->db, SQLITE_OPEN_READWRITE, NULL);
 	if (rc != SQLITE_OK) {
 		err = access(path, F_OK) == 0 ? EIO : ENOENT;
-		cause_set(cause, "cannot open directory %s: %s", path,
+		cause_first(cause, "cannot open directory %s: %s", path,
 			  err == ENOENT ? "no such file"
 				       : sqlite3_errstr(rc));
 		goto out;
@@ -1005,7 +990,7 @@ int dir_open(struct dir **out, const char *path, unsigned flags,
 		goto out;
 	if (ver > DIR_SCHEMA_VERSION) {
 		err = ENOTSUP;
-		cause_set(cause,
+		cause_first(cause,
 			  "directory %s has schema version %lld, newer than "
 			  "this OpenUM understands (%d); use a newer build",
 			  path, ver, DIR_SCHEMA_VERSION);
@@ -1018,13 +1003,13 @@ int dir_open(struct dir **out, const char *path, unsigned flags,
 			goto out;
 		if (nobj > 0) {
 			err = EINVAL;
-			cause_set(cause, "%s is an SQLite file but not an "
+			cause_first(cause, "%s is an SQLite file but not an "
 					 "OpenUM directory", path);
 			goto out;
 		}
 		if (!(flags & DIR_OPEN_CREATE)) {
 			err = ENOENT;
-			cause_set(cause, "directory %s is empty (umctl creates "
+			cause_first(cause, "directory %s is empty (umctl creates "
 					 "it with defaults)", path);
 			goto out;
 		}
@@ -1161,7 +1146,7 @@ int dir_check_limits(struct dir *d, char **cause)
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		err = EINVAL;
-		cause_set(cause,
+		cause_first(cause,
 			  "UM dial plan \"%s\" is linked to %d UM IP gateways; "
 			  "Exchange allows at most %d per dial plan (remove "
 			  "hunt groups with umctl remove-umhuntgroup)",
@@ -1556,7 +1541,7 @@ static int field_parse(const struct dir_field *f, const char *in, char **out,
 	case DIR_KIND_SECRET:
 		if (!len || len > PIN_MAX_DIGITS ||
 		    strspn(in, "0123456789") != len) {
-			cause_set(cause, "--%s: a PIN is digits 0-9 only, at "
+			cause_first(cause, "--%s: a PIN is digits 0-9 only, at "
 					 "most %d",
 				  f->param, PIN_MAX_DIGITS);
 			return EINVAL;
@@ -1568,7 +1553,7 @@ static int field_parse(const struct dir_field *f, const char *in, char **out,
 		const char *p = in;
 
 		if (len > (size_t)f->max) {
-			cause_set(cause, "--%s: the list is longer than %ld "
+			cause_first(cause, "--%s: the list is longer than %ld "
 					 "characters",
 				  f->param, f->max);
 			return EINVAL;
@@ -1586,7 +1571,7 @@ static int field_parse(const struct dir_field *f, const char *in, char **out,
 			why = n ? f->validate(item, citem, sizeof citem)
 				: "a comma-separated list without empty items";
 			if (why) {
-				cause_set(cause, "--%s: \"%s\" is not %s",
+				cause_first(cause, "--%s: \"%s\" is not %s",
 					  f->param, quote(q, sizeof q, item),
 					  why);
 				return EINVAL;
@@ -1596,7 +1581,7 @@ static int field_parse(const struct dir_field *f, const char *in, char **out,
 
 				if (m == strlen(citem) &&
 				    strncmp(c, citem, m) == 0) {
-					cause_set(cause, "--%s: \"%s\" is "
+					cause_first(cause, "--%s: \"%s\" is "
 							 "listed twice",
 						  f->param, citem);
 					return EINVAL;
@@ -1611,7 +1596,7 @@ static int field_parse(const struct dir_field *f, const char *in, char **out,
 				while (*p == ' ')
 					p++;
 				if (!*p) {
-					cause_set(cause, "--%s: a list ends "
+					cause_first(cause, "--%s: a list ends "
 							 "with a comma",
 						  f->param);
 					return EINVAL;
@@ -1622,7 +1607,7 @@ static int field_parse(const struct dir_field *f, const char *in, char **out,
 	}
 	}
 	if (why) {
-		cause_set(cause, "--%s: \"%s\" is not %s", f->param,
+		cause_first(cause, "--%s: \"%s\" is not %s", f->param,
 			  quote(q, sizeof q, in), why);
 		return EINVAL;
 	}
@@ -1643,36 +1628,36 @@ static int op_apply(struct op *op, const struct dir_param *params, size_t n,
 		int i, err;
 
 		if (!f) {
-			cause_set(cause, "--%s: not a parameter of %s",
+			cause_first(cause, "--%s: not a parameter of %s",
 				  p->name ? p->name : "", ot->noun);
 			return EINVAL;
 		}
 		i = (int)(f - ot->fields);
 		if (!(f->flags & (op->is_new ? DIR_FF_NEW : DIR_FF_SET))) {
 			if (!(f->flags & (DIR_FF_NEW | DIR_FF_SET)))
-				cause_set(cause, "--%s: %s is read-only",
+				cause_first(cause, "--%s: %s is read-only",
 					  f->param, f->label);
 			else if (op->is_new)
-				cause_set(cause, "--%s: only when changing "
+				cause_first(cause, "--%s: only when changing "
 						 "an existing %s",
 					  f->param, ot->title);
 			else if (f->flags & DIR_FF_IDENTITY)
-				cause_set(cause, "--%s: the %s of a %s cannot "
+				cause_first(cause, "--%s: the %s of a %s cannot "
 						 "be changed",
 					  f->param, f->label, ot->title);
 			else
-				cause_set(cause, "--%s: cannot be changed "
+				cause_first(cause, "--%s: cannot be changed "
 						 "once the %s exists (remove "
 						 "it and create it again)",
 					  f->param, ot->title);
 			return EINVAL;
 		}
 		if (op->given[i]) {
-			cause_set(cause, "--%s: given twice", f->param);
+			cause_first(cause, "--%s: given twice", f->param);
 			return EINVAL;
 		}
 		if (!p->value) {
-			cause_set(cause, "--%s: missing value", f->param);
+			cause_first(cause, "--%s: missing value", f->param);
 			return EINVAL;
 		}
 		err = field_parse(f, p->value, &canon, cause);
@@ -1731,13 +1716,13 @@ static int op_find(struct op *op, const char *identity, char **cause)
 		err = sql_int(d, &op->rowid, sql, NULL, NULL, NULL, cause);
 		if (!err && !op->rowid) {
 			err = ENOENT;
-			cause_set(cause, "the %s settings are missing from %s",
+			cause_first(cause, "the %s settings are missing from %s",
 				  op->ot->title, d->path);
 		}
 		return err;
 	}
 	if (!identity || !*identity) {
-		cause_set(cause, "which %s? give its %s", op->ot->title,
+		cause_first(cause, "which %s? give its %s", op->ot->title,
 			  op->t == DIR_OBJ_MAILBOX ? "--extension"
 						   : "--identity");
 		return EINVAL;
@@ -1756,7 +1741,7 @@ static int op_find(struct op *op, const char *identity, char **cause)
 			copy_col(op->name, sizeof op->name, st, 1);
 		} else if (rc == SQLITE_DONE) {
 			err = ENOENT;
-			cause_set(cause, "no %s named \"%s\" (see umctl get-%s)",
+			cause_first(cause, "no %s named \"%s\" (see umctl get-%s)",
 				  op->ot->title,
 				  quote(q, sizeof q, identity), op->ot->noun);
 		} else {
@@ -1791,13 +1776,13 @@ static int op_find(struct op *op, const char *identity, char **cause)
 	if (rc != SQLITE_DONE)
 		return sql_fail(d, rc, "find", cause);
 	if (n == 0) {
-		cause_set(cause, "no UM mailbox with extension \"%s\"%s%s%s",
+		cause_first(cause, "no UM mailbox with extension \"%s\"%s%s%s",
 			  quote(q, sizeof q, ext),
 			  *dp ? " in dial plan \"" : "", dp, *dp ? "\"" : "");
 		return ENOENT;
 	}
 	if (n > 1) {
-		cause_set(cause, "extension %s exists in %lld dial plans; "
+		cause_first(cause, "extension %s exists in %lld dial plans; "
 				 "give --umdialplan",
 			  ext, n);
 		return EINVAL;
@@ -1868,7 +1853,7 @@ static int op_check_refs(struct op *op, char **cause)
 		err = sql_text(op->d, name, sizeof name, sql, op->val[i],
 			       cause);
 		if (err == ENOENT) {
-			cause_set(cause, "--%s: no %s named \"%s\"%s (see "
+			cause_first(cause, "--%s: no %s named \"%s\"%s (see "
 					 "umctl get-%s)",
 				  f->param, rt->title,
 				  quote(q, sizeof q, op->val[i]),
@@ -1897,7 +1882,7 @@ static int check_singleton(struct op *op, char **cause)
 	 * true. */
 	if (!op->is_new && strcmp(op->cur[af], op->val[af]) != 0 &&
 	    !is_true(op->cur[conf]) && !is_true(op->val[conf])) {
-		cause_set(cause, "--ip-address-family: refused: "
+		cause_first(cause, "--ip-address-family: refused: "
 				 "IPAddressFamilyConfigurable is False for the "
 				 "%s; set --ip-address-family-configurable "
 				 "true first",
@@ -1905,7 +1890,7 @@ static int check_singleton(struct op *op, char **cause)
 		return EPERM;
 	}
 	if (strcmp(op->val[tcp], op->val[tls]) == 0) {
-		cause_set(cause, "--%s: SipTcpListeningPort and "
+		cause_first(cause, "--%s: SipTcpListeningPort and "
 				 "SipTlsListeningPort cannot both be %s",
 			  op->given[tls] ? "sip-tls-listening-port"
 					 : "sip-tcp-listening-port",
@@ -1924,13 +1909,13 @@ static int check_gateway(struct op *op, char **cause)
 
 	if (v6 && strcmp(af, "IPv4Only") == 0) {
 		if (name_af)
-			cause_set(cause, "--ip-address-family: IPv4Only "
+			cause_first(cause, "--ip-address-family: IPv4Only "
 					 "refused: the gateway's Address %s "
 					 "is an IPv6 address; use IPv6Only or "
 					 "Any",
 				  addr);
 		else
-			cause_set(cause, "--address: %s is an IPv6 address "
+			cause_first(cause, "--address: %s is an IPv6 address "
 					 "but IPAddressFamily is IPv4Only%s; "
 					 "add --ip-address-family IPv6Only "
 					 "or Any",
@@ -1940,13 +1925,13 @@ static int check_gateway(struct op *op, char **cause)
 	}
 	if (v4 && strcmp(af, "IPv6Only") == 0) {
 		if (name_af)
-			cause_set(cause, "--ip-address-family: IPv6Only "
+			cause_first(cause, "--ip-address-family: IPv6Only "
 					 "refused: the gateway's Address %s "
 					 "is an IPv4 address; use IPv4Only or "
 					 "Any",
 				  addr);
 		else
-			cause_set(cause, "--address: %s is an IPv4 address "
+			cause_first(cause, "--address: %s is an IPv4 address "
 					 "but IPAddressFamily is IPv6Only; "
 					 "use an IPv6 address or FQDN, or "
 					 "--ip-address-family IPv4Only or Any",
@@ -1985,7 +1970,7 @@ static int check_dialplan(struct op *op, char **cause)
 					      sqlite3_column_text(st, 0));
 		sqlite3_finalize(st);
 	}
-	cause_set(cause, "--number-of-digits-in-extension: refused: UM dial "
+	cause_first(cause, "--number-of-digits-in-extension: refused: UM dial "
 			 "plan \"%s\" has %lld mailbox(es) whose extension is "
 			 "not %s digits long (%s%s); change or remove them "
 			 "first",
@@ -2015,7 +2000,7 @@ static int check_huntgroup(struct op *op, char **cause)
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		copy_col(other, sizeof other, st, 0);
 		sqlite3_finalize(st);
-		cause_set(cause, "UM hunt group \"%s\" already links UM IP "
+		cause_first(cause, "UM hunt group \"%s\" already links UM IP "
 				 "gateway \"%s\" to UM dial plan \"%s\" with "
 				 "PilotIdentifier \"%s\"",
 			  other, gw, dp, pilot);
@@ -2034,7 +2019,7 @@ static int check_huntgroup(struct op *op, char **cause)
 	if (err)
 		return err;
 	if (!linked && ngw >= DIR_MAX_GATEWAYS_PER_DIALPLAN) {
-		cause_set(cause, "--umdialplan: refused: UM dial plan \"%s\" "
+		cause_first(cause, "--umdialplan: refused: UM dial plan \"%s\" "
 				 "already has %lld UM IP gateways; Exchange "
 				 "allows at most %d per dial plan, and \"%s\" "
 				 "would be one more",
@@ -2052,7 +2037,7 @@ static int check_policy(struct op *op, char **cause)
 	if (atol(op->val[ri]) >= atol(op->val[mi])) {
 		bool name_max = op->given[mi] && !op->given[ri];
 
-		cause_set(cause, "--%s: LogonFailuresBeforePINReset (%s) must "
+		cause_first(cause, "--%s: LogonFailuresBeforePINReset (%s) must "
 				 "be less than MaxLogonAttempts (%s)",
 			  name_max ? "max-logon-attempts"
 				   : "logon-failures-before-pin-reset",
@@ -2125,12 +2110,12 @@ static int check_mailbox(struct op *op, char **cause)
 
 	err = dir_dialplan_get(op->d, dpname, &dp);
 	if (err) {
-		cause_set(cause, "--umdialplan: no UM dial plan named \"%s\"",
+		cause_first(cause, "--umdialplan: no UM dial plan named \"%s\"",
 			  dpname);
 		return err == ENOENT ? EINVAL : err;
 	}
 	if (strlen(ext) != dp.digits) {
-		cause_set(cause, "--extension: \"%s\" has %zu digits but UM "
+		cause_first(cause, "--extension: \"%s\" has %zu digits but UM "
 				 "dial plan \"%s\" has NumberOfDigitsInExtension "
 				 "%u",
 			  ext, strlen(ext), dp.name, dp.digits);
@@ -2138,7 +2123,7 @@ static int check_mailbox(struct op *op, char **cause)
 	}
 	err = dir_policy_get(op->d, opval(op, "ummailboxpolicy"), &pol);
 	if (err) {
-		cause_set(cause, "--ummailboxpolicy: no UM mailbox policy "
+		cause_first(cause, "--ummailboxpolicy: no UM mailbox policy "
 				 "named \"%s\"",
 			  opval(op, "ummailboxpolicy"));
 		return err == ENOENT ? EINVAL : err;
@@ -2147,7 +2132,7 @@ static int check_mailbox(struct op *op, char **cause)
 		pp.min_length = pol.min_pin_length;
 		pp.allow_common_patterns = pol.allow_common_patterns;
 		if (pin_policy_check(&pp, ext, op->pin, &why)) {
-			cause_set(cause, "--pin: %s", why ? why : "refused");
+			cause_first(cause, "--pin: %s", why ? why : "refused");
 			free(why);
 			return EINVAL;
 		}
@@ -2158,7 +2143,7 @@ static int check_mailbox(struct op *op, char **cause)
 			if (err)
 				return err;
 			if (found) {
-				cause_set(cause, "--pin: refused: the PIN is "
+				cause_first(cause, "--pin: refused: the PIN is "
 						 "one of this mailbox's last %u "
 						 "PINs (PINHistoryCount)",
 					  pol.pin_history_count);
@@ -2254,7 +2239,7 @@ static int op_write(struct op *op, char **cause)
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc == SQLITE_CONSTRAINT) {
-		cause_set(cause, "the %s conflicts with an existing one (%s)",
+		cause_first(cause, "the %s conflicts with an existing one (%s)",
 			  ot->title, sqlite3_errmsg(op->d->db));
 		return EEXIST;
 	}
@@ -2271,7 +2256,7 @@ static int op_write(struct op *op, char **cause)
 
 		err = pin_hash(&h, op->pin);
 		if (err) {
-			cause_set(cause, "cannot hash the PIN");
+			cause_first(cause, "cannot hash the PIN");
 			return err;
 		}
 		snprintf(now, sizeof now, "%lld", (long long)time(NULL));
@@ -2324,7 +2309,7 @@ static int obj_new_locked(struct dir *d, enum dir_obj_type t,
 	if (!op.ot)
 		return EINVAL;
 	if (op.ot->singleton && !internal) {
-		cause_set(cause, "the %s settings always exist; change them "
+		cause_first(cause, "the %s settings always exist; change them "
 				 "with umctl set-%s",
 			  op.ot->title, op.ot->noun);
 		return EINVAL;
@@ -2347,7 +2332,7 @@ static int obj_new_locked(struct dir *d, enum dir_obj_type t,
 
 		if ((f->flags & DIR_FF_REQUIRED) && !op.given[i]) {
 			field_allowed(f, allowed, sizeof allowed);
-			cause_set(cause, "--%s is required: %s", f->param,
+			cause_first(cause, "--%s is required: %s", f->param,
 				  allowed);
 			err = EINVAL;
 			goto out;
@@ -2379,7 +2364,7 @@ static int obj_new_locked(struct dir *d, enum dir_obj_type t,
 		}
 		sqlite3_finalize(st);
 		if (exists == 1) {
-			cause_set(cause, "UM mailbox %s in dial plan \"%s\" is "
+			cause_first(cause, "UM mailbox %s in dial plan \"%s\" is "
 					 "already enabled (change it with umctl "
 					 "set-ummailbox)",
 				  ext, dp);
@@ -2439,7 +2424,7 @@ static int obj_new_locked(struct dir *d, enum dir_obj_type t,
 		if (err)
 			goto out;
 		if (exists) {
-			cause_set(cause, "a %s named \"%s\" already exists",
+			cause_first(cause, "a %s named \"%s\" already exists",
 				  op.ot->title,
 				  quote(q, sizeof q, opval(&op, "name")));
 			err = EEXIST;
@@ -2518,7 +2503,7 @@ int dir_obj_set(struct dir *d, enum dir_obj_type t, const char *identity,
 	if (!d || !op.ot)
 		return EINVAL;
 	if (n == 0) {
-		cause_set(cause, "nothing to change: give a parameter to set "
+		cause_first(cause, "nothing to change: give a parameter to set "
 				 "(see umctl set-%s --help)",
 			  op.ot->noun);
 		return EINVAL;
@@ -2557,7 +2542,7 @@ int dir_obj_remove(struct dir *d, enum dir_obj_type t, const char *identity,
 	if (!d || !op.ot)
 		return EINVAL;
 	if (op.ot->singleton) {
-		cause_set(cause, "the %s settings cannot be removed",
+		cause_first(cause, "the %s settings cannot be removed",
 			  op.ot->title);
 		return EINVAL;
 	}
@@ -2584,7 +2569,7 @@ int dir_obj_remove(struct dir *d, enum dir_obj_type t, const char *identity,
 					  "policy = ?1 ORDER BY extension",
 				op.name, mb, sizeof mb);
 	if (nhg || nmb) {
-		cause_set(cause, "%s \"%s\" is still used by %s%s%s%s%s; %s",
+		cause_first(cause, "%s \"%s\" is still used by %s%s%s%s%s; %s",
 			  op.ot->title, op.name,
 			  nhg ? "UM hunt group(s) " : "", hg,
 			  nhg && nmb ? " and by " : "",
@@ -2691,16 +2676,16 @@ int dir_obj_get(struct dir *d, enum dir_obj_type t, const char *identity,
 	if (nrows == 0 && ((ext && *ext) || *dp || ot->singleton)) {
 		err = ENOENT;
 		if (ot->singleton)
-			cause_set(cause, "the %s settings are missing",
+			cause_first(cause, "the %s settings are missing",
 				  ot->title);
 		else if (t == DIR_OBJ_MAILBOX)
-			cause_set(cause, "no UM mailbox%s%s%s%s%s",
+			cause_first(cause, "no UM mailbox%s%s%s%s%s",
 				  ext && *ext ? " with extension " : "",
 				  ext && *ext ? quote(q, sizeof q, ext) : "",
 				  *dp ? " in dial plan \"" : "", dp,
 				  *dp ? "\"" : "");
 		else
-			cause_set(cause, "no %s named \"%s\" (see umctl get-%s)",
+			cause_first(cause, "no %s named \"%s\" (see umctl get-%s)",
 				  ot->title, quote(q, sizeof q, ext), ot->noun);
 	}
 out:

@@ -1,6 +1,7 @@
 /* sdp.c — audio SDP offer/answer over sofia-sip's SDP parser: untrusted
  * bodies in, fixed-size structs out; answers and offers written as text with
  * the family of the offer and never a bracketed address. */
+#include "common/cause.h"
 #include "common/sdp.h"
 
 #include <arpa/inet.h>
@@ -13,22 +14,6 @@
 #include <sys/socket.h>
 
 #include <sofia-sip/sdp.h>
-
-static void cause_set(char **cause, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-/* Sets *cause to a new string (the first reason wins; the caller frees it). */
-static void cause_set(char **cause, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!cause || *cause)
-		return;
-	va_start(ap, fmt);
-	if (vasprintf(cause, fmt, ap) < 0)
-		*cause = NULL;
-	va_end(ap);
-}
 
 /* A token fit to repeat in an answer: 1..SDP_TOKEN_MAX visible ASCII chars. */
 static int copy_token(char *dst, const char *src)
@@ -63,7 +48,7 @@ static int check_conn(struct sdp_offer *o, const sdp_connection_t *c,
 	size_t n;
 
 	if (c->c_nettype != sdp_net_in || !c->c_address) {
-		cause_set(cause, "c= is not an IN address");
+		cause_first(cause, "c= is not an IN address");
 		return EBADMSG;
 	}
 	if (c->c_addrtype == sdp_addr_ip4)
@@ -71,19 +56,19 @@ static int check_conn(struct sdp_offer *o, const sdp_connection_t *c,
 	else if (c->c_addrtype == sdp_addr_ip6)
 		family = AF_INET6;
 	else {
-		cause_set(cause, "c= address type is neither IP4 nor IP6");
+		cause_first(cause, "c= address type is neither IP4 nor IP6");
 		return EBADMSG;
 	}
 	n = strlen(c->c_address);
 	if (n > SDP_ADDR_MAX || inet_pton(family, c->c_address, bin) != 1) {
-		cause_set(cause, "c= address is not an %s literal%s",
+		cause_first(cause, "c= address is not an %s literal%s",
 			  family == AF_INET ? "IPv4" : "IPv6",
 			  strchr(c->c_address, '[') ? " (brackets)" : "");
 		return EBADMSG;
 	}
 	if (c->c_mcast || (family == AF_INET && bin[0] >= 224 && bin[0] < 240) ||
 	    (family == AF_INET6 && bin[0] == 0xff)) {
-		cause_set(cause, "c= address is multicast");
+		cause_first(cause, "c= address is multicast");
 		return ENOTSUP;
 	}
 	o->family = family;
@@ -151,14 +136,14 @@ static int read_stream(struct sdp_offer *o, const sdp_session_t *s,
 	int err;
 
 	if (!c) {
-		cause_set(cause, "no c= for the audio stream");
+		cause_first(cause, "no c= for the audio stream");
 		return EBADMSG;
 	}
 	if ((err = check_conn(o, c, cause)) != 0)
 		return err;
 	zero = o->hold;
 	if (m->m_port == 0 || m->m_port > 65535) {
-		cause_set(cause, "audio port %lu out of range", m->m_port);
+		cause_first(cause, "audio port %lu out of range", m->m_port);
 		return EBADMSG;
 	}
 	o->port = (uint16_t)m->m_port;
@@ -181,7 +166,7 @@ static int read_stream(struct sdp_offer *o, const sdp_session_t *s,
 			continue;
 		n = a->a_value ? strlen(a->a_value) : 0;
 		if (n == 0 || n > SDP_CRYPTO_LEN) {
-			cause_set(cause, "a=crypto value empty or too long");
+			cause_first(cause, "a=crypto value empty or too long");
 			return EBADMSG;
 		}
 		if (o->ncrypto < SDP_CRYPTO_MAX)
@@ -311,11 +296,11 @@ static int parse_desc(struct sdp_offer *out, const char *body, size_t len,
 	if (!out || (!body && len))
 		return EINVAL;
 	if (len == 0 || len > SDP_BODY_MAX || memchr(body, '\0', len)) {
-		cause_set(cause, "SDP body empty, too long or not text");
+		cause_first(cause, "SDP body empty, too long or not text");
 		return EBADMSG;
 	}
 	if (!mlines_ok(body, len)) {
-		cause_set(cause, "malformed m= line");
+		cause_first(cause, "malformed m= line");
 		return EBADMSG;
 	}
 	o = calloc(1, sizeof *o);
@@ -330,7 +315,7 @@ static int parse_desc(struct sdp_offer *out, const char *body, size_t len,
 	if (!s) {
 		const char *e = sdp_parsing_error(parser);
 
-		cause_set(cause, "bad SDP: %s", e ? e : "unparsable");
+		cause_first(cause, "bad SDP: %s", e ? e : "unparsable");
 		err = EBADMSG;
 		goto out;
 	}
@@ -346,14 +331,14 @@ static int parse_desc(struct sdp_offer *out, const char *body, size_t len,
 		struct sdp_mline *ml;
 
 		if (i >= SDP_MEDIA_MAX) {
-			cause_set(cause, "more than %d m= lines", SDP_MEDIA_MAX);
+			cause_first(cause, "more than %d m= lines", SDP_MEDIA_MAX);
 			err = EBADMSG;
 			goto out;
 		}
 		ml = &o->media[i];
 		if (copy_token(ml->media, m->m_type_name) ||
 		    copy_token(ml->proto, m->m_proto_name)) {
-			cause_set(cause, "m= line %u: bad media or proto", i + 1);
+			cause_first(cause, "m= line %u: bad media or proto", i + 1);
 			err = EBADMSG;
 			goto out;
 		}
@@ -379,10 +364,10 @@ static int parse_desc(struct sdp_offer *out, const char *body, size_t len,
 	o->nmedia = i;
 	if (!avp && !savp) {
 		if (audio) {
-			cause_set(cause, "no audio stream with PCMU or PCMA over RTP/AVP");
+			cause_first(cause, "no audio stream with PCMU or PCMA over RTP/AVP");
 			err = ENOTSUP;
 		} else {
-			cause_set(cause, "no audio stream");
+			cause_first(cause, "no audio stream");
 			err = ENOENT;
 		}
 		goto out;

@@ -24,6 +24,7 @@
  * other umservice instances) may use one file at once: writers serialize on
  * SQLite's lock with a busy timeout, readers never block. */
 #define LOG_MODULE "vmstore"
+#include "common/cause.h"
 #include "common/vmstore.h"
 #include "common/log.h"
 
@@ -66,21 +67,6 @@ static const char *const greeting_names[] = {
 };
 
 /* ---- small helpers ------------------------------------------------------ */
-
-static void cause_set(char **cause, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void cause_set(char **cause, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!cause || *cause)
-		return;
-	va_start(ap, fmt);
-	if (vasprintf(cause, fmt, ap) < 0)
-		*cause = NULL;
-	va_end(ap);
-}
 
 /* Maps an SQLite result to an errno value and logs what failed. */
 static int sql_err(struct vmstore *vs, int rc, const char *what)
@@ -300,7 +286,7 @@ int vmstore_open(struct vmstore **out, const char *path, char **cause)
 		close(fd);
 	} else if (errno != EEXIST) {
 		err = errno;
-		cause_set(cause, "cannot create %s: %s", path, strerror(err));
+		cause_first(cause, "cannot create %s: %s", path, strerror(err));
 		return err;
 	}
 	vs = calloc(1, sizeof *vs);
@@ -311,7 +297,7 @@ int vmstore_open(struct vmstore **out, const char *path, char **cause)
 	rc = sqlite3_open_v2(path, &vs->db, SQLITE_OPEN_READWRITE, NULL);
 	if (rc != SQLITE_OK) {
 		err = rc == SQLITE_NOMEM ? ENOMEM : EIO;
-		cause_set(cause, "cannot open voicemail store %s: %s", path,
+		cause_first(cause, "cannot open voicemail store %s: %s", path,
 			  vs->db ? sqlite3_errmsg(vs->db) : sqlite3_errstr(rc));
 		goto out;
 	}
@@ -330,7 +316,7 @@ int vmstore_open(struct vmstore **out, const char *path, char **cause)
 		err = sql_exec(vs, "PRAGMA synchronous=NORMAL");
 	}
 	if (err) {
-		cause_set(cause, "voicemail store %s: %s", path,
+		cause_first(cause, "voicemail store %s: %s", path,
 			  sqlite3_errmsg(vs->db));
 		goto out;
 	}
@@ -340,7 +326,7 @@ int vmstore_open(struct vmstore **out, const char *path, char **cause)
 			 "writers", path, mode);
 	err = sql_exec(vs, "BEGIN IMMEDIATE");
 	if (err) {
-		cause_set(cause, "voicemail store %s: %s", path,
+		cause_first(cause, "voicemail store %s: %s", path,
 			  sqlite3_errmsg(vs->db));
 		goto out;
 	}
@@ -350,27 +336,27 @@ int vmstore_open(struct vmstore **out, const char *path, char **cause)
 		err = query_int(vs, "SELECT count(*) FROM sqlite_master",
 				&nobj);
 	if (err) {
-		cause_set(cause, "voicemail store %s: %s", path,
+		cause_first(cause, "voicemail store %s: %s", path,
 			  sqlite3_errmsg(vs->db));
 		goto out;
 	}
 	if (ver > VMSTORE_SCHEMA_VERSION) {
 		err = ENOTSUP;
-		cause_set(cause, "voicemail store %s has schema version %lld, "
+		cause_first(cause, "voicemail store %s has schema version %lld, "
 				 "newer than this OpenUM understands (%d)",
 			  path, ver, VMSTORE_SCHEMA_VERSION);
 		goto out;
 	}
 	if (ver == 0 && nobj > 0) {
 		err = EBADMSG;
-		cause_set(cause, "%s is an SQLite file but not an OpenUM "
+		cause_first(cause, "%s is an SQLite file but not an OpenUM "
 				 "voicemail store", path);
 		goto out;
 	}
 	for (long long v = ver; v < VMSTORE_SCHEMA_VERSION; v++) {
 		err = sql_exec(vs, migrations[v]);
 		if (err) {
-			cause_set(cause, "voicemail store %s: migration to "
+			cause_first(cause, "voicemail store %s: migration to "
 					 "schema %lld: %s",
 				  path, v + 1, sqlite3_errmsg(vs->db));
 			goto out;
@@ -385,7 +371,7 @@ int vmstore_open(struct vmstore **out, const char *path, char **cause)
 	}
 	err = sql_exec(vs, "COMMIT");
 	if (err) {
-		cause_set(cause, "voicemail store %s: %s", path,
+		cause_first(cause, "voicemail store %s: %s", path,
 			  sqlite3_errmsg(vs->db));
 		goto out;
 	}
@@ -400,7 +386,7 @@ int vmstore_open(struct vmstore **out, const char *path, char **cause)
 			  " SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM"
 			  " message WHERE id = ?1 AND state = 'recording')");
 	if (err) {
-		cause_set(cause, "voicemail store %s: %s", path,
+		cause_first(cause, "voicemail store %s: %s", path,
 			  sqlite3_errmsg(vs->db));
 		goto out;
 	}
@@ -410,7 +396,7 @@ out:
 	if (in_tx)
 		rollback(vs);
 	if (err && cause && !*cause)
-		cause_set(cause, "voicemail store %s: %s", path,
+		cause_first(cause, "voicemail store %s: %s", path,
 			  strerror(err));
 	vmstore_close(vs);
 	return err;

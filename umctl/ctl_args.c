@@ -1,6 +1,7 @@
 /* ctl_args.c — the umctl verb table (Exchange cmdlet names) and the parsing
  * of argv into a verb, its identity and its --param values, checked against
  * the directory's field descriptors; also the generated --help text. */
+#include "common/cause.h"
 #include "umctl/ctl_args.h"
 #include "common/vmstore.h"
 
@@ -110,21 +111,6 @@ static const struct vm_param {
 
 #define NVERBS (sizeof verbs / sizeof verbs[0])
 
-static void cause_set(char **cause, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void cause_set(char **cause, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!cause || *cause)
-		return;
-	va_start(ap, fmt);
-	if (vasprintf(cause, fmt, ap) < 0)
-		*cause = NULL;
-	va_end(ap);
-}
-
 /* The verb of this name (case-insensitive, as PowerShell), or NULL. */
 const struct ctl_verb *ctl_verb_find(const char *name)
 {
@@ -205,13 +191,13 @@ static int vm_param(struct ctl_args *a, unsigned *seen, const char *name,
 			p = &vm_params[k];
 	}
 	if (!p) {
-		cause_set(cause, "--%.*s: not a parameter of %s (umctl %s "
+		cause_first(cause, "--%.*s: not a parameter of %s (umctl %s "
 				 "--help lists them)",
 			  (int)len, name, a->verb->name, a->verb->name);
 		return EINVAL;
 	}
 	if (*seen & (1u << p->id)) {
-		cause_set(cause, "--%s: given twice", p->name);
+		cause_first(cause, "--%s: given twice", p->name);
 		return EINVAL;
 	}
 	*seen |= 1u << p->id;
@@ -219,7 +205,7 @@ static int vm_param(struct ctl_args *a, unsigned *seen, const char *name,
 		bool b = true;
 
 		if (value && dir_parse_bool(value, &b)) {
-			cause_set(cause, "--%s: \"%s\" is not true or false",
+			cause_first(cause, "--%s: \"%s\" is not true or false",
 				  p->name, value);
 			return EINVAL;
 		}
@@ -229,7 +215,7 @@ static int vm_param(struct ctl_args *a, unsigned *seen, const char *name,
 	if (!value && *i + 1 < argc && strncmp(argv[*i + 1], "--", 2) != 0)
 		value = argv[++*i];
 	if (!value || !*value) {
-		cause_set(cause, "--%s: missing value (%s)", p->name,
+		cause_first(cause, "--%s: missing value (%s)", p->name,
 			  p->metavar);
 		return EINVAL;
 	}
@@ -244,7 +230,7 @@ static int vm_param(struct ctl_args *a, unsigned *seen, const char *name,
 		enum vm_state st;
 
 		if (vmstore_state_parse(value, &st)) {
-			cause_set(cause, "--state: \"%s\" is not allowed "
+			cause_first(cause, "--state: \"%s\" is not allowed "
 					 "(new, saved, deleted or recording)",
 				  value);
 			return EINVAL;
@@ -258,7 +244,7 @@ static int vm_param(struct ctl_args *a, unsigned *seen, const char *name,
 		if (errno || *end || a->vm_id <= 0 || value[0] < '0' ||
 		    value[0] > '9') {
 			a->vm_id = 0;
-			cause_set(cause, "--id: \"%s\" is not a message id "
+			cause_first(cause, "--id: \"%s\" is not a message id "
 					 "(a positive number)",
 				  value);
 			return EINVAL;
@@ -298,7 +284,7 @@ int ctl_args_parse(struct ctl_args *out, int argc, char *const argv[],
 		}
 		if (arg[0] != '-' || arg[1] != '-' || !arg[2]) {
 			if (a.verb || arg[0] == '-') {
-				cause_set(cause, "unexpected argument \"%s\"%s",
+				cause_first(cause, "unexpected argument \"%s\"%s",
 					  arg,
 					  a.verb ? " (parameters are --name "
 						   "value)"
@@ -307,7 +293,7 @@ int ctl_args_parse(struct ctl_args *out, int argc, char *const argv[],
 			}
 			a.verb = ctl_verb_find(arg);
 			if (!a.verb) {
-				cause_set(cause, "unknown verb \"%s\" (umctl "
+				cause_first(cause, "unknown verb \"%s\" (umctl "
 						 "--help lists them)",
 					  arg);
 				return EINVAL;
@@ -333,7 +319,7 @@ int ctl_args_parse(struct ctl_args *out, int argc, char *const argv[],
 			if (!value && i + 1 < argc)
 				value = argv[++i];
 			if (!value || !*value) {
-				cause_set(cause, "--state-dir: missing value "
+				cause_first(cause, "--state-dir: missing value "
 						 "(a directory)");
 				return EINVAL;
 			}
@@ -341,7 +327,7 @@ int ctl_args_parse(struct ctl_args *out, int argc, char *const argv[],
 			continue;
 		}
 		if (!a.verb) {
-			cause_set(cause, "--%.*s: unknown option before the "
+			cause_first(cause, "--%.*s: unknown option before the "
 					 "verb (umctl --help)",
 				  (int)len, name);
 			return EINVAL;
@@ -380,7 +366,7 @@ int ctl_args_parse(struct ctl_args *out, int argc, char *const argv[],
 			}
 			if (slot) {
 				if (*seen) {
-					cause_set(cause, "--%s: given twice",
+					cause_first(cause, "--%s: given twice",
 						  pname);
 					return EINVAL;
 				}
@@ -388,7 +374,7 @@ int ctl_args_parse(struct ctl_args *out, int argc, char *const argv[],
 				    strncmp(argv[i + 1], "--", 2) != 0)
 					value = argv[++i];
 				if (!value || !*value) {
-					cause_set(cause, "--%s: missing value",
+					cause_first(cause, "--%s: missing value",
 						  pname);
 					return EINVAL;
 				}
@@ -398,7 +384,7 @@ int ctl_args_parse(struct ctl_args *out, int argc, char *const argv[],
 			}
 			f = verb_field(a.verb, pname);
 			if (!f) {
-				cause_set(cause, "--%s: not a parameter of %s "
+				cause_first(cause, "--%s: not a parameter of %s "
 						 "(umctl %s --help lists them)",
 					  pname, a.verb->name, a.verb->name);
 				return EINVAL;
@@ -412,20 +398,20 @@ int ctl_args_parse(struct ctl_args *out, int argc, char *const argv[],
 			    f->kind == DIR_KIND_ACTION) {
 				value = "true"; /* a switch */
 			} else {
-				cause_set(cause, "--%s: missing value",
+				cause_first(cause, "--%s: missing value",
 					  f->param);
 				return EINVAL;
 			}
 		}
 		for (size_t k = 0; k < a.nparams; k++) {
 			if (strcmp(a.params[k].name, f->param) == 0) {
-				cause_set(cause, "--%s: given twice",
+				cause_first(cause, "--%s: given twice",
 					  f->param);
 				return EINVAL;
 			}
 		}
 		if (a.nparams == CTL_MAX_PARAMS) {
-			cause_set(cause, "too many parameters");
+			cause_first(cause, "too many parameters");
 			return EINVAL;
 		}
 		a.params[a.nparams].name = f->param;
@@ -437,17 +423,17 @@ int ctl_args_parse(struct ctl_args *out, int argc, char *const argv[],
 		return 0;
 	}
 	if (!a.verb) {
-		cause_set(cause, "no verb given (umctl --help lists them)");
+		cause_first(cause, "no verb given (umctl --help lists them)");
 		return EINVAL;
 	}
 	if ((a.verb->action == CTL_ACT_VM_EXPORT ||
 	     a.verb->action == CTL_ACT_VM_REMOVE) && !a.vm_id) {
-		cause_set(cause, "--id is required: the message's Id "
+		cause_first(cause, "--id is required: the message's Id "
 				 "(umctl get-voicemail lists them)");
 		return EINVAL;
 	}
 	if (a.verb->action == CTL_ACT_VM_EXPORT && !a.vm_out) {
-		cause_set(cause, "--out is required: the WAV file to write");
+		cause_first(cause, "--out is required: the WAV file to write");
 		return EINVAL;
 	}
 	if (ctl_verb_voicemail(a.verb)) {
@@ -457,7 +443,7 @@ int ctl_args_parse(struct ctl_args *out, int argc, char *const argv[],
 	if ((a.verb->action == CTL_ACT_SET ||
 	     a.verb->action == CTL_ACT_REMOVE) &&
 	    identity_style(a.verb) == 1 && !a.identity) {
-		cause_set(cause, "--identity is required: the name of the %s",
+		cause_first(cause, "--identity is required: the name of the %s",
 			  dir_objtype_get(a.verb->type)->title);
 		return EINVAL;
 	}
@@ -465,13 +451,13 @@ int ctl_args_parse(struct ctl_args *out, int argc, char *const argv[],
 	     a.verb->action == CTL_ACT_DISABLE ||
 	     a.verb->action == CTL_ACT_REMOVE) &&
 	    identity_style(a.verb) == 2 && !a.extension) {
-		cause_set(cause, "--extension is required: the mailbox "
+		cause_first(cause, "--extension is required: the mailbox "
 				 "extension (and --umdialplan if it exists "
 				 "in several)");
 		return EINVAL;
 	}
 	if (a.verb->action == CTL_ACT_SET && a.nparams == 0) {
-		cause_set(cause, "nothing to change (umctl %s --help lists "
+		cause_first(cause, "nothing to change (umctl %s --help lists "
 				 "the parameters)",
 			  a.verb->name);
 		return EINVAL;
