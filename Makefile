@@ -120,7 +120,7 @@ $(BUILD)/fuzz/fuzz_ipc_frame: tests/fuzz/fuzz_ipc_frame.c $(PROTO_SRC) $(PROTO_C
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $^ $(call libs,$(PKGS_IPC))
 
-$(BUILD)/fuzz/fuzz_sipuri: tests/fuzz/fuzz_sipuri.c common/sipuri.c
+$(BUILD)/fuzz/fuzz_sipuri: tests/fuzz/fuzz_sipuri.c common/sipuri.c common/hex.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $^
 

@@ -13,6 +13,7 @@
  * by the 200 ms timeout. Retransmissions of a pending INVITE are absorbed;
  * a retransmission after the 302 is routed again with a fresh token. */
 #define LOG_MODULE "route"
+#include "common/hex.h"
 #include "callrouter/route.h"
 #include "common/rtab.h"
 #include "common/classify.h"
@@ -141,17 +142,6 @@ static int new_token(struct route *r, uint8_t tok[TOKEN_LEN])
 	memset(r->rnd + r->rnd_used, 0, TOKEN_LEN);
 	r->rnd_used += TOKEN_LEN;
 	return 0;
-}
-
-static void hex(char *out, const uint8_t *b, size_t n)
-{
-	static const char hx[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hx[b[i] >> 4];
-		out[2 * i + 1] = hx[b[i] & 15];
-	}
-	out[2 * n] = '\0';
 }
 
 static void pkt_info(struct pkt *p, nta_agent_t *agent, msg_t *msg)
@@ -580,7 +570,7 @@ void route_ack(struct route *r, struct ipc_conn *from,
 	}
 	ep = route_pick_endpoint(in, (const struct sockaddr *)&p->pkt.local,
 				 p->pkt.family, p->pkt.tr);
-	hex(tokhex, p->token, TOKEN_LEN);
+	hex_encode(tokhex, p->token, TOKEN_LEN);
 	if (!ep || route_contact(contact, sizeof contact, p->user, in, ep, tokhex)) {
 		/* The instance re-registered without that family meanwhile. */
 		try_next(r, p);

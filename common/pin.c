@@ -1,6 +1,7 @@
 /* pin.c — PIN hashing (PBKDF2-HMAC-SHA256 through OpenSSL), verification,
  * generation and policy checks. A PIN never leaves this module in a form
  * that could be stored: only pin_hash strings are written anywhere. */
+#include "common/hex.h"
 #include "common/pin.h"
 
 #include <errno.h>
@@ -17,43 +18,6 @@
 #define PIN_SCHEME "pbkdf2-sha256"
 #define PIN_MAX_ITERATIONS 10000000u
 #define PIN_MAX_BIN 64
-
-static const char hexdig[] = "0123456789abcdef";
-
-static void hex_encode(char *dst, const unsigned char *src, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		dst[2 * i] = hexdig[src[i] >> 4];
-		dst[2 * i + 1] = hexdig[src[i] & 15];
-	}
-	dst[2 * n] = '\0';
-}
-
-static int hex_val(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Decodes exactly n hex characters of src into n/2 bytes. */
-static int hex_decode(unsigned char *dst, const char *src, size_t n)
-{
-	if (n % 2)
-		return EINVAL;
-	for (size_t i = 0; i < n; i += 2) {
-		int hi = hex_val(src[i]), lo = hex_val(src[i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return EINVAL;
-		dst[i / 2] = (unsigned char)(hi << 4 | lo);
-	}
-	return 0;
-}
 
 static bool all_digits(const char *s)
 {

@@ -1,6 +1,7 @@
 /* sipuri.c — URI users and Diversion / History-Info name-addr lists, parsed
  * from untrusted header text without I/O (RFC 3261 §25.1, RFC 3966, RFC 5806,
  * RFC 7044). */
+#include "common/hex.h"
 #include "common/sipuri.h"
 
 #include <errno.h>
@@ -19,17 +20,6 @@ static bool is_alnum(unsigned char c)
 static bool is_digit(unsigned char c)
 {
 	return c >= '0' && c <= '9';
-}
-
-static int hex_val(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 /* token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~") */
@@ -86,8 +76,8 @@ static int pct_decode(char *out, size_t outlen, const char *src, size_t len)
 
 			if (len - i < 3)
 				return EBADMSG;
-			hi = hex_val((unsigned char)src[i + 1]);
-			lo = hex_val((unsigned char)src[i + 2]);
+			hi = hex_digit((unsigned char)src[i + 1]);
+			lo = hex_digit((unsigned char)src[i + 2]);
 			if (hi < 0 || lo < 0)
 				return EBADMSG;
 			c = (unsigned char)(hi * 16 + lo);

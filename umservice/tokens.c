@@ -3,6 +3,7 @@
  * arrival order that owns the contexts. Every token lives the same ~30 s, so
  * arrival order is expiry order and sweeping the ring head is enough; a take
  * only marks its context, which the sweep frees when it reaches it. */
+#include "common/hex.h"
 #include "umservice/tokens.h"
 
 #include <errno.h>
@@ -186,24 +187,7 @@ size_t tokens_count(const struct tokens *t)
 /* Writes 32 lower-case hex digits. */
 void tokens_hex(char out[2 * TOKEN_LEN + 1], const uint8_t token[TOKEN_LEN])
 {
-	static const char hx[] = "0123456789abcdef";
-
-	for (int i = 0; i < TOKEN_LEN; i++) {
-		out[2 * i] = hx[token[i] >> 4];
-		out[2 * i + 1] = hx[token[i] & 15];
-	}
-	out[2 * TOKEN_LEN] = '\0';
-}
-
-static int nibble(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
+	hex_encode(out, token, TOKEN_LEN);
 }
 
 /* Parses exactly 32 hex digits; EINVAL otherwise. */
@@ -211,12 +195,5 @@ int tokens_unhex(uint8_t out[TOKEN_LEN], const char *hex)
 {
 	if (!hex || strlen(hex) != 2 * TOKEN_LEN)
 		return EINVAL;
-	for (int i = 0; i < TOKEN_LEN; i++) {
-		int a = nibble(hex[2 * i]), b = nibble(hex[2 * i + 1]);
-
-		if (a < 0 || b < 0)
-			return EINVAL;
-		out[i] = (uint8_t)(a << 4 | b);
-	}
-	return 0;
+	return hex_decode(out, hex, 2 * TOKEN_LEN);
 }
