@@ -66,20 +66,6 @@ static void send_error(struct ipc_conn *c, int code, const char *msg)
 	ipc_conn_send(c, &env);
 }
 
-static void send_hello(struct ipc_conn *c)
-{
-	Openum__Envelope env;
-	Openum__Hello h = OPENUM__HELLO__INIT;
-
-	ipc_envelope_init(&env);
-	h.role = OPENUM__ROLE__ROLE_ROUTER;
-	h.pid = (uint32_t)getpid();
-	h.software = (char *)"umcallrouter";
-	env.body_case = OPENUM__ENVELOPE__BODY_HELLO;
-	env.hello = &h;
-	ipc_conn_send(c, &env);
-}
-
 static void send_status_reply(struct router *r, struct ipc_conn *c)
 {
 	Openum__Envelope env;
@@ -320,7 +306,7 @@ static void ipc_accept(struct ipc_server *s, uv_stream_t *server, void *arg)
 	}
 	/* On failure the close handler runs and frees p. */
 	if (ipc_conn_accept(c, server) == 0)
-		send_hello(c);
+		ipcmsg_send_hello(c, OPENUM__ROLE__ROLE_ROUTER, "umcallrouter");
 }
 
 /* --- SIP ----------------------------------------------------------------- */

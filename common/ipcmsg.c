@@ -1,11 +1,13 @@
 /* ipcmsg.c — IPC message building shared by umcallrouter and umservice. */
 #include "common/ipcmsg.h"
+#include "common/ipc.h"
 #include "common/sipl.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* See the header. */
 int ipcmsg_endpoints(Openum__SipEndpoint ***out, size_t *n,
@@ -74,4 +76,19 @@ const char *ipcmsg_endpoint_str(const Openum__SipEndpoint *e, char *buf,
 	snprintf(buf, len, "%s %s%s%s:%u", tr, v6 ? "[" : "",
 		 e->host ? e->host : "?", v6 ? "]" : "", e->port);
 	return buf;
+}
+
+/* See the header. */
+int ipcmsg_send_hello(struct ipc_conn *c, int role, const char *software)
+{
+	Openum__Envelope env;
+	Openum__Hello h = OPENUM__HELLO__INIT;
+
+	ipc_envelope_init(&env);
+	h.role = (Openum__Role)role;
+	h.pid = (uint32_t)getpid();
+	h.software = (char *)software;
+	env.body_case = OPENUM__ENVELOPE__BODY_HELLO;
+	env.hello = &h;
+	return ipc_conn_send(c, &env);
 }

@@ -8,6 +8,11 @@
 #include "proto/openum.pb-c.h"
 
 struct sipl;
+struct ipc_conn;
+
+/* Sends the first frame of a connection: Hello with our role (an
+ * Openum__Role), pid and software name. */
+int ipcmsg_send_hello(struct ipc_conn *c, int role, const char *software);
 
 /* A heap array of endpoints describing every socket of s (each element and
  * the array allocated); release with ipcmsg_endpoints_free. */

@@ -58,13 +58,27 @@ struct service {
 #define RTP_PORT_LO 40000
 #define RTP_PORT_HI 49999
 
+/* Reports load and whether new calls are accepted to the router. */
+static void service_load(void *arg)
+{
+	struct service *s = arg;
+	Openum__Envelope env;
+	Openum__ServiceStatus st = OPENUM__SERVICE_STATUS__INIT;
+
+	st.active_calls = s->env.active;
+	st.accepting = !s->stopping;
+	ipc_envelope_init(&env);
+	env.body_case = OPENUM__ENVELOPE__BODY_SERVICE_STATUS;
+	env.service_status = &st;
+	rlink_send(s->link, &env);
+}
+
 /* --- IPC ----------------------------------------------------------------- */
 
 static void send_register(struct service *s)
 {
 	Openum__Envelope env;
 	Openum__ServiceRegister reg = OPENUM__SERVICE_REGISTER__INIT;
-	Openum__ServiceStatus st = OPENUM__SERVICE_STATUS__INIT;
 	Openum__SipEndpoint **eps = NULL;
 	size_t n = 0;
 
@@ -83,13 +97,7 @@ static void send_register(struct service *s)
 	env.service_register = &reg;
 	rlink_send(s->link, &env);
 	ipcmsg_endpoints_free(eps, n);
-
-	st.active_calls = s->env.active;
-	st.accepting = !s->stopping;
-	ipc_envelope_init(&env);
-	env.body_case = OPENUM__ENVELOPE__BODY_SERVICE_STATUS;
-	env.service_status = &st;
-	rlink_send(s->link, &env);
+	service_load(s);
 }
 
 static int apply_settings(struct service *s, char **cause);
@@ -316,19 +324,6 @@ static struct rtab *service_table(void *arg)
 	return ((struct service *)arg)->tab;
 }
 
-static void service_load(void *arg)
-{
-	struct service *s = arg;
-	Openum__Envelope env;
-	Openum__ServiceStatus st = OPENUM__SERVICE_STATUS__INIT;
-
-	st.active_calls = s->env.active;
-	st.accepting = !s->stopping;
-	ipc_envelope_init(&env);
-	env.body_case = OPENUM__ENVELOPE__BODY_SERVICE_STATUS;
-	env.service_status = &st;
-	rlink_send(s->link, &env);
-}
 
 static void service_stop(void *arg, const char *why)
 {

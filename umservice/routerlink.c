@@ -2,6 +2,7 @@
 #define LOG_MODULE "routerlink"
 #include "umservice/routerlink.h"
 #include "common/ipc.h"
+#include "common/ipcmsg.h"
 #include "common/log.h"
 
 #include <errno.h>
@@ -89,16 +90,8 @@ static void on_close(struct ipc_conn *c, int err, void *arg)
 static void on_connect(struct ipc_conn *c, void *arg)
 {
 	struct rlink *l = arg;
-	Openum__Envelope env;
-	Openum__Hello h = OPENUM__HELLO__INIT;
 
-	ipc_envelope_init(&env);
-	h.role = OPENUM__ROLE__ROLE_UMSERVICE;
-	h.pid = (uint32_t)getpid();
-	h.software = (char *)"umservice";
-	env.body_case = OPENUM__ENVELOPE__BODY_HELLO;
-	env.hello = &h;
-	if (ipc_conn_send(c, &env) != 0) {
+	if (ipcmsg_send_hello(c, OPENUM__ROLE__ROLE_UMSERVICE, "umservice") != 0) {
 		ipc_conn_close(c);
 		return;
 	}
