@@ -912,6 +912,45 @@ int vmstore_list(struct vmstore *vs, const struct vm_filter *f,
 	return err;
 }
 
+/* The message waiting counts of one mailbox (RFC 3842's new/old, each with
+ * its urgent part): new = state new, old = state saved. */
+int vmstore_counts(struct vmstore *vs, const char *mailbox,
+		   const char *dialplan, struct vm_counts *out)
+{
+	sqlite3_stmt *st = NULL;
+	int err, rc;
+
+	if (!vs || !mailbox || !dialplan || !out)
+		return EINVAL;
+	memset(out, 0, sizeof *out);
+	err = sql_prepare(vs, &st, "SELECT state, urgent, count(*) FROM message"
+				   " WHERE mailbox = ? AND dialplan = ?"
+				   " AND state IN ('new','saved')"
+				   " GROUP BY state, urgent");
+	if (err)
+		return err;
+	sqlite3_bind_text(st, 1, mailbox, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, dialplan, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *state = (const char *)sqlite3_column_text(st, 0);
+		bool urgent = sqlite3_column_int(st, 1) != 0;
+		unsigned n = (unsigned)sqlite3_column_int(st, 2);
+		bool is_new = state && strcmp(state, "new") == 0;
+
+		if (is_new)
+			out->new_msgs += n;
+		else
+			out->old_msgs += n;
+		if (urgent && is_new)
+			out->urgent_new += n;
+		else if (urgent)
+			out->urgent_old += n;
+	}
+	err = rc == SQLITE_DONE ? 0 : sql_err(vs, rc, "counts");
+	sqlite3_finalize(st);
+	return err;
+}
+
 /* One message's metadata, or ENOENT. Free with vmstore_messages_free(m,
  * 1). */
 int vmstore_get(struct vmstore *vs, int64_t id, struct vm_message **out)

@@ -57,6 +57,12 @@ struct vm_message {
 	bool has_transcript;
 };
 
+/* Message waiting counts of a mailbox (RFC 3842): new = state new, old =
+ * state saved; the urgent ones are also in new/old. */
+struct vm_counts {
+	unsigned new_msgs, old_msgs, urgent_new, urgent_old;
+};
+
 /* List filter; a zeroed struct lists everything. */
 struct vm_filter {
 	const char *mailbox;        /* NULL = any */
@@ -86,6 +92,8 @@ int vmstore_list(struct vmstore *vs, const struct vm_filter *f,
 		 struct vm_message **out, size_t *n);
 int vmstore_get(struct vmstore *vs, int64_t id, struct vm_message **out);
 void vmstore_messages_free(struct vm_message *m, size_t n);
+int vmstore_counts(struct vmstore *vs, const char *mailbox,
+		   const char *dialplan, struct vm_counts *out);
 int vmstore_get_audio(struct vmstore *vs, int64_t id, int16_t **pcm,
 		      size_t *samples);
 int vmstore_set_state(struct vmstore *vs, int64_t id, enum vm_state state);

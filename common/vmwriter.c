@@ -23,7 +23,7 @@
 #include <string.h>
 #include <time.h>
 
-enum job_kind { JOB_BEGIN, JOB_APPEND, JOB_FINISH, JOB_DISCARD };
+enum job_kind { JOB_BEGIN, JOB_APPEND, JOB_FINISH, JOB_DISCARD, JOB_RUN };
 
 struct vmwriter_msg {
 	/* loop thread */
@@ -51,6 +51,8 @@ struct job {
 	size_t samples;
 	/* finish */
 	size_t keep;
+	/* run */
+	vmwriter_run_fn *fn;
 	/* result */
 	int err;
 	int64_t id, duration_ms;
@@ -161,6 +163,9 @@ static void run_job(struct vmwriter *w, struct job *j)
 			log_warn("message %lld: cannot discard: %s",
 				 (long long)m->id, strerror(j->err));
 		break;
+	case JOB_RUN:
+		j->err = j->fn(w->vs, j->arg);
+		break;
 	}
 }
 
@@ -169,6 +174,8 @@ static void run_job(struct vmwriter *w, struct job *j)
 static void cancel_job(struct job *j)
 {
 	j->err = ECANCELED;
+	if (!j->m)
+		return; /* JOB_RUN */
 	j->id = j->m->id;
 	if (j->kind == JOB_BEGIN)
 		j->m->begin_err = ECANCELED;
@@ -388,6 +395,32 @@ fail:
 	vmstore_close(w->vs);
 	free(w->path);
 	free(w);
+	return err;
+}
+
+/* Runs fn(store, arg) on the worker, in order with the other jobs, then
+ * cb(err, 0, 0, arg) on the loop with fn's result (ECANCELED, fn not run,
+ * when the writer closed first). Bounded like begin: EAGAIN when the queue
+ * is full, ECANCELED when closing; cb is not called then. */
+int vmwriter_run(struct vmwriter *w, vmwriter_run_fn *fn, vmwriter_done_cb *cb,
+		 void *arg)
+{
+	struct job *j;
+	int err;
+
+	if (!w || !fn)
+		return EINVAL;
+	assert(on_loop_thread(w));
+	j = calloc(1, sizeof *j);
+	if (!j)
+		return ENOMEM;
+	j->kind = JOB_RUN;
+	j->fn = fn;
+	j->cb = cb;
+	j->arg = arg;
+	err = enqueue(w, j, true);
+	if (err)
+		job_free(j);
 	return err;
 }
 

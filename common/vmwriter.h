@@ -36,6 +36,10 @@ struct vmwriter_msg;
 typedef void vmwriter_done_cb(int err, int64_t id, int64_t duration_ms,
 			      void *arg);
 
+/* Work for the worker thread with its store connection (vmwriter_run): a
+ * positive errno or 0. It must not touch loop-thread state. */
+typedef int vmwriter_run_fn(struct vmstore *vs, void *arg);
+
 int vmwriter_alloc(struct vmwriter **out, uv_loop_t *loop,
 		   const char *db_path, char **cause);
 int vmwriter_begin(struct vmwriter_msg **out, struct vmwriter *w,
@@ -46,6 +50,8 @@ int vmwriter_finish(struct vmwriter *w, struct vmwriter_msg *m,
 		    size_t keep_samples, vmwriter_done_cb *cb, void *arg);
 int vmwriter_discard(struct vmwriter *w, struct vmwriter_msg *m,
 		     vmwriter_done_cb *cb, void *arg);
+int vmwriter_run(struct vmwriter *w, vmwriter_run_fn *fn, vmwriter_done_cb *cb,
+		 void *arg);
 size_t vmwriter_queued(struct vmwriter *w);
 void vmwriter_close(struct vmwriter *w);
 

@@ -200,6 +200,9 @@ static void stored_cb(int err, int64_t id, int64_t duration_ms, void *arg)
 			   c->dialplan, c->caller[0] ? c->caller : "unknown",
 			   (double)duration_ms / 1000.0, c->call_id);
 	}
+	if (!err && c->env->mailbox_changed_h)
+		c->env->mailbox_changed_h(c->env->mailbox_changed_arg,
+					  c->dialplan, c->mailbox);
 	call_unref(c);
 }
 

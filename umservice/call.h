@@ -35,6 +35,11 @@ struct call_env {
 	/* Called whenever active changes (to tell the router). */
 	void (*load_h)(void *arg);
 	void *load_arg;
+	/* Called whenever a mailbox's message counts may have changed
+	 * (message stored, heard, deleted, marked unread): MWI. */
+	void (*mailbox_changed_h)(void *arg, const char *dialplan,
+				  const char *mailbox);
+	void *mailbox_changed_arg;
 	struct audio_buf *beep;		/* the record tone */
 	struct call *calls;		/* calls in progress (call.c's list) */
 	/* Counters for status and tests. */
