@@ -1391,6 +1391,66 @@ int dir_mailbox_list(struct dir *d, const char *dialplan,
 			 dialplan, sizeof **out, mailbox_row, (void **)out, n);
 }
 
+/* Records the outcome of a logon by phone: success clears FailedLogons; a
+ * failure adds one and locks the mailbox once MaxLogonAttempts (max) is
+ * reached. *failures and *locked get the values afterwards. One statement,
+ * so concurrent logons of one mailbox count every failure. */
+int dir_mailbox_logon_result(struct dir *d, long long id, bool ok,
+			     unsigned max, unsigned *failures, bool *locked)
+{
+	sqlite3_stmt *st = NULL;
+	int err, rc;
+
+	err = sql_prepare(d, &st,
+			  ok ? "UPDATE mailbox SET failed_logons = 0 WHERE id = ?1"
+			       " RETURNING failed_logons, locked"
+			     : "UPDATE mailbox SET failed_logons = failed_logons + 1,"
+			       " locked = CASE WHEN failed_logons + 1 >= ?2 THEN 1"
+			       " ELSE locked END WHERE id = ?1"
+			       " RETURNING failed_logons, locked",
+			  NULL);
+	if (err)
+		return err;
+	sqlite3_bind_int64(st, 1, id);
+	if (!ok)
+		sqlite3_bind_int(st, 2, (int)(max ? max : 1));
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if (failures)
+			*failures = (unsigned)sqlite3_column_int(st, 0);
+		if (locked)
+			*locked = sqlite3_column_int(st, 1) != 0;
+		rc = sqlite3_step(st);
+	} else if (rc == SQLITE_DONE) {
+		err = ENOENT;
+	}
+	if (!err && rc != SQLITE_DONE)
+		err = sql_fail(d, rc, "logon result", NULL);
+	sqlite3_finalize(st);
+	return err;
+}
+
+/* Turns a mailbox's out-of-office greeting on or off (by phone). */
+int dir_mailbox_set_oof(struct dir *d, long long id, bool on)
+{
+	sqlite3_stmt *st = NULL;
+	int err, rc;
+
+	err = sql_prepare(d, &st, "UPDATE mailbox SET oof_enabled = ?2"
+				  " WHERE id = ?1", NULL);
+	if (err)
+		return err;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int(st, 2, on ? 1 : 0);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		err = sql_fail(d, rc, "set oof", NULL);
+	else if (sqlite3_changes(d->db) == 0)
+		err = ENOENT;
+	sqlite3_finalize(st);
+	return err;
+}
+
 /* ---- the generic engine ---------------------------------------------------------- */
 
 /* One new/set in progress: the values as text in canonical form (booleans

@@ -122,6 +122,9 @@ int dir_mailbox_find(struct dir *d, const char *dialplan,
 		     const char *extension, struct dir_mailbox *out);
 int dir_mailbox_list(struct dir *d, const char *dialplan,
 		     struct dir_mailbox **out, size_t *n);
+int dir_mailbox_logon_result(struct dir *d, long long id, bool ok,
+			     unsigned max, unsigned *failures, bool *locked);
+int dir_mailbox_set_oof(struct dir *d, long long id, bool on);
 
 const char *dir_af_name(enum dir_af af);
 int dir_af_parse(const char *s, enum dir_af *out);

@@ -29,7 +29,9 @@ struct rtab {
 	size_t n_hg;
 	struct dir_dialplan *dp;
 	size_t n_dp;
-	char **mbx;		/* sorted "dialplan\x1fext\0display name" */
+	char **mbx;		/* sorted "dialplan\x1fext\0display name\0F"
+				 * (F: '1' when the out-of-office greeting
+				 * is on, else '0') */
 	size_t n_mbx;
 };
 
@@ -95,7 +97,7 @@ static int load_mailboxes(struct rtab *t, struct dir *d)
 					    strlen(m[k].extension);
 				size_t dl = strlen(m[k].display_name);
 
-				key = malloc(kl + 1 + dl + 1);
+				key = malloc(kl + 1 + dl + 1 + 2);
 				if (!key) {
 					free(m);
 					return ENOMEM;
@@ -103,6 +105,8 @@ static int load_mailboxes(struct rtab *t, struct dir *d)
 				sprintf(key, "%s\x1f%s", m[k].dialplan,
 					m[k].extension);
 				memcpy(key + kl + 1, m[k].display_name, dl + 1);
+				key[kl + 1 + dl + 1] = m[k].oof_enabled ? '1' : '0';
+				key[kl + 1 + dl + 2] = '\0';
 			}
 			t->mbx[t->n_mbx++] = key;
 		}
@@ -264,6 +268,15 @@ const char *rtab_mailbox_name(const struct rtab *t, const char *dialplan,
 	char *const *k = find_mailbox(t, dialplan, ext);
 
 	return k ? *k + strlen(*k) + 1 : NULL;
+}
+
+/* Whether an enabled mailbox has its out-of-office greeting on. */
+bool rtab_mailbox_oof(const struct rtab *t, const char *dialplan,
+		      const char *ext)
+{
+	const char *name = rtab_mailbox_name(t, dialplan, ext);
+
+	return name && name[strlen(name) + 1] == '1';
 }
 
 /* A dial plan by name (case-insensitive, as the directory compares). */

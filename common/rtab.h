@@ -37,6 +37,8 @@ const struct dir_gateway *rtab_gateway_by_addr(const struct rtab *t,
 					       size_t *index);
 const char *rtab_mailbox_name(const struct rtab *t, const char *dialplan,
 			      const char *ext);
+bool rtab_mailbox_oof(const struct rtab *t, const char *dialplan,
+		      const char *ext);
 const struct dir_dialplan *rtab_dialplan(const struct rtab *t,
 					 const char *name);
 /* A classification context over this snapshot (valid while t lives). */

@@ -1160,6 +1160,31 @@ out:
 	return err;
 }
 
+/* Which greetings exist: h(arg, mailbox, dialplan, kind) for each row. */
+int vmstore_greeting_each(struct vmstore *vs, vmstore_greeting_h *h,
+			  void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	int err, rc;
+
+	if (!vs || !h)
+		return EINVAL;
+	err = sql_prepare(vs, &st, "SELECT mailbox, dialplan, kind FROM greeting");
+	if (err)
+		return err;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *kind = (const char *)sqlite3_column_text(st, 2);
+
+		h(arg, (const char *)sqlite3_column_text(st, 0),
+		  (const char *)sqlite3_column_text(st, 1),
+		  kind && strcmp(kind, "oof") == 0 ? VM_GREETING_OOF
+						   : VM_GREETING_STANDARD);
+	}
+	err = rc == SQLITE_DONE ? 0 : sql_err(vs, rc, "list greetings");
+	sqlite3_finalize(st);
+	return err;
+}
+
 /* Removes a mailbox's greeting of this kind; ENOENT if it had none. */
 int vmstore_greeting_delete(struct vmstore *vs, const char *mailbox,
 			    const char *dialplan, enum vm_greeting kind)

@@ -111,6 +111,10 @@ int vmstore_greeting_put(struct vmstore *vs, const char *mailbox,
 int vmstore_greeting_get(struct vmstore *vs, const char *mailbox,
 			 const char *dialplan, enum vm_greeting kind,
 			 int16_t **pcm, size_t *samples);
+typedef void vmstore_greeting_h(void *arg, const char *mailbox,
+				const char *dialplan, enum vm_greeting kind);
+int vmstore_greeting_each(struct vmstore *vs, vmstore_greeting_h *h,
+			  void *arg);
 int vmstore_greeting_delete(struct vmstore *vs, const char *mailbox,
 			    const char *dialplan, enum vm_greeting kind);
 

@@ -22,7 +22,9 @@
 #include "common/vmwriter.h"
 #include "proto/openum.pb-c.h"
 #include "umservice/audio.h"
+#include "umservice/greetings.h"
 #include "umservice/media.h"
+#include "umservice/ova.h"
 #include "umservice/tokens.h"
 #include "umservice/tts.h"
 
@@ -56,6 +58,9 @@ const char *const call_prompts[] = {
 	"extension",
 	"Please leave a message after the tone. When you have finished, hang "
 	"up or press the pound key.",
+	"The owner of this mailbox is out of the office. Please leave a "
+	"message after the tone. When you have finished, hang up or press the "
+	"pound key.",
 	NULL,
 };
 #define PROMPT_REACHED call_prompts[2]
@@ -63,6 +68,7 @@ const char *const call_prompts[] = {
 #define PROMPT_LEAVE call_prompts[4]
 #define PROMPT_RECORDED call_prompts[0]
 #define PROMPT_WARNING call_prompts[1]
+#define PROMPT_OOF_LEAVE call_prompts[5]
 
 enum call_state { CS_INVITED, CS_ANSWERED, CS_ACTIVE, CS_ENDED };
 enum app_state { AS_WAIT, AS_GREETING, AS_TONE, AS_RECORDING, AS_GOODBYE, AS_DONE };
@@ -99,6 +105,9 @@ struct call {
 	bool piece_done[GREETING_PIECES];
 	unsigned next_piece;		/* next piece to queue for playing */
 	bool greeting_failed;
+	bool oof;			/* the out-of-office greeting is on */
+	bool subscriber;		/* subscriber access: ova runs it */
+	struct ova *ova;
 	/* recording */
 	struct vmwriter_msg *msg;
 	struct audio_vad vad;
@@ -281,6 +290,10 @@ static void on_frame(void *arg, const int16_t *pcm, size_t n)
 {
 	struct call *c = arg;
 
+	if (c->ova) {
+		ova_frame(c->ova, pcm, n);
+		return;
+	}
 	if (c->as != AS_RECORDING)
 		return;
 	if (audio_vad_feed(&c->vad, pcm, n)) {
@@ -361,6 +374,10 @@ static void pump_greeting(struct call *c)
 	if ((c->cs != CS_ACTIVE && c->cs != CS_ANSWERED) || !c->media ||
 	    !c->have_offer)
 		return;
+	if (c->ova) {
+		ova_start(c->ova);
+		return;
+	}
 	if (c->as == AS_WAIT) {
 		if (!c->piece_done[0])
 			return;
@@ -403,7 +420,9 @@ static void piece_cb(void *arg, int err, struct audio_buf *pcm)
 }
 
 /* Starts synthesising the greeting: "You have reached the voice mailbox of
- * <name>, extension <digits>. Please leave a message ...". */
+ * <name>, extension <digits>. Please leave a message ..." (or, with the
+ * out-of-office greeting on, "The owner of this mailbox is out of the
+ * office. ..."). */
 static void synthesise_greeting(struct call *c)
 {
 	char digits[64] = "";
@@ -420,7 +439,7 @@ static void synthesise_greeting(struct call *c)
 	text[1] = c->display;
 	text[2] = PROMPT_EXTENSION;
 	text[3] = digits;
-	text[4] = PROMPT_LEAVE;
+	text[4] = c->oof ? PROMPT_OOF_LEAVE : PROMPT_LEAVE;
 	for (unsigned i = 0; i < GREETING_PIECES; i++) {
 		struct piece_req *pr = malloc(sizeof *pr);
 
@@ -439,10 +458,56 @@ static void synthesise_greeting(struct call *c)
 	}
 }
 
+/* The mailbox's recorded greeting arrived from the store: it is the whole
+ * greeting. Without it (an error), the spoken one. */
+static void recorded_cb(void *arg, int err, struct audio_buf *pcm)
+{
+	struct call *c = arg;
+
+	if (err) {
+		log_warn("Call-ID %s: recorded greeting of %s unavailable (%s); "
+			 "speaking one", c->call_id, c->mailbox, strerror(err));
+		synthesise_greeting(c);
+	} else {
+		c->piece[0] = audio_buf_ref(pcm);
+		for (unsigned i = 0; i < GREETING_PIECES; i++)
+			c->piece_done[i] = true;
+		log_info("Call-ID %s: playing the %s greeting recorded for %s",
+			 c->call_id, c->oof ? "out-of-office" : "standard",
+			 c->mailbox);
+		pump_greeting(c);
+	}
+	call_unref(c);
+}
+
+/* The greeting: recorded (out-of-office when it is on, else standard) if
+ * the mailbox has one, else spoken. */
+static void prepare_greeting(struct call *c)
+{
+	struct rtab *t = c->env->table_h(c->env->table_arg);
+	enum vm_greeting kind;
+
+	c->oof = t && rtab_mailbox_oof(t, c->dialplan, c->mailbox);
+	kind = c->oof ? VM_GREETING_OOF : VM_GREETING_STANDARD;
+	if (c->env->greetings &&
+	    greetings_has(c->env->greetings, c->dialplan, c->mailbox, kind)) {
+		call_ref(c);
+		if (greetings_fetch(c->env->greetings, c->dialplan, c->mailbox,
+				    kind, recorded_cb, c) == 0)
+			return;
+		call_unref(c);
+	}
+	synthesise_greeting(c);
+}
+
 static void on_play_done(void *arg)
 {
 	struct call *c = arg;
 
+	if (c->ova) {
+		ova_play_done(c->ova);
+		return;
+	}
 	switch (c->as) {
 	case AS_GREETING:
 		/* The queue can run dry between pieces; wait for the rest. */
@@ -467,6 +532,10 @@ static void on_dtmf(void *arg, char key)
 	struct call *c = arg;
 
 	log_debug("Call-ID %s: key %c", c->call_id, key);
+	if (c->ova) {
+		ova_dtmf(c->ova, key);
+		return;
+	}
 	if (key != '#')
 		return;
 	switch (c->as) {
@@ -746,6 +815,10 @@ static void call_end(struct call *c, const char *why, bool send_bye)
 		nta_incoming_destroy(c->irq);
 		c->irq = NULL;
 	}
+	if (c->ova) {
+		ova_end(c->ova);
+		c->ova = NULL;
+	}
 	if (c->media) {
 		media_close(c->media);
 		c->media = NULL;
@@ -767,6 +840,11 @@ static void call_end(struct call *c, const char *why, bool send_bye)
 		c->leg = NULL;
 	}
 	call_unref(c);
+}
+
+static void ova_hangup(void *arg, const char *why)
+{
+	call_end(arg, why, true);
 }
 
 /* Decides what a new INVITE is: the router's token, else the same
@@ -837,8 +915,13 @@ static int admit(struct call *c, const sip_t *sip, const struct sockaddr *src,
 		snprintf(c->dialplan, sizeof c->dialplan, "%s", res.dialplan);
 	}
 	if (kind == CLASSIFY_SUBSCRIBER_ACCESS) {
-		*phrase = "Subscriber access not available yet";
-		return 480;
+		c->subscriber = true;
+		c->mailbox[0] = '\0';	/* the caller says which, with a PIN */
+		if (!rtab_dialplan(t, c->dialplan)) {
+			*phrase = "Not Found (no such dial plan)";
+			return 404;
+		}
+		return 0;
 	}
 	{
 		const char *name = rtab_mailbox_name(t, c->dialplan, c->mailbox);
@@ -1007,8 +1090,22 @@ void call_invite(struct call_env *env, nta_agent_t *agent, nta_incoming_t *irq,
 	nta_incoming_bind(irq, irq_event, (nta_incoming_magic_t *)c);
 	local_contact(c, agent, irq, sip);
 
-	/* Start the greeting now, so it is ready when the ACK comes. */
-	synthesise_greeting(c);
+	/* Start the greeting now, so it is ready when the ACK comes; a
+	 * subscriber access call gets its application instead. */
+	if (c->subscriber) {
+		struct ova_call oc = {
+			.env = env, .media = c->media, .call_id = c->call_id,
+			.peer = c->peer, .caller = c->caller,
+			.dialplan = c->dialplan, .hangup_h = ova_hangup, .arg = c,
+		};
+
+		if (ova_alloc(&c->ova, &oc) != 0) {
+			reply(irq, SIP_500_INTERNAL_SERVER_ERROR);
+			goto refuse;
+		}
+	} else {
+		prepare_greeting(c);
+	}
 	nta_incoming_treply(irq, SIP_180_RINGING, SIPTAG_CONTACT_STR(c->contact),
 			    TAG_END());
 	{
@@ -1032,8 +1129,9 @@ void call_invite(struct call_env *env, nta_agent_t *agent, nta_incoming_t *irq,
 		media_start(c->media);
 		pump_greeting(c);
 	}
-	log_info("Call-ID %s from %s (caller %s): call answering for mailbox %s, "
-		 "media %s %s", c->call_id, c->peer, c->caller[0] ? c->caller : "?",
+	log_info("Call-ID %s from %s (caller %s): %s%s, media %s %s", c->call_id,
+		 c->peer, c->caller[0] ? c->caller : "?",
+		 c->subscriber ? "subscriber access" : "call answering for mailbox ",
 		 c->mailbox, family == AF_INET6 ? "IPv6" : "IPv4", local);
 	return;
 refuse:

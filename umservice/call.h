@@ -1,6 +1,7 @@
 /* call.h — one call answered by the UM service: the SIP dialog (NTA, as a
  * UAS), its media, and the call answering application that speaks the
- * greeting, records the message and stores it. */
+ * greeting, records the message and stores it; subscriber access calls are
+ * handed to ova.c. */
 #ifndef OPENUM_CALL_H
 #define OPENUM_CALL_H
 
@@ -19,6 +20,7 @@ struct tts;
 struct vmwriter;
 struct audio_buf;
 struct call;
+struct greetings;
 
 /* What calls need from the service that runs them. */
 struct call_env {
@@ -40,6 +42,11 @@ struct call_env {
 	void (*mailbox_changed_h)(void *arg, const char *dialplan,
 				  const char *mailbox);
 	void *mailbox_changed_arg;
+	/* The directory was changed by a call (OOF by phone): reload it. */
+	void (*directory_changed_h)(void *arg, const char *why);
+	void *directory_changed_arg;
+	const char *dir_path;		/* directory.db, for the worker threads */
+	struct greetings *greetings;	/* recorded greetings */
 	struct audio_buf *beep;		/* the record tone */
 	struct call *calls;		/* calls in progress (call.c's list) */
 	/* Counters for status and tests. */
@@ -54,7 +61,7 @@ void call_invite(struct call_env *env, nta_agent_t *agent, nta_incoming_t *irq,
 void call_agent_gone(struct call_env *env, nta_agent_t *agent);
 /* Ends every call (service stopping): BYE sent, messages finished. */
 void call_end_all(struct call_env *env);
-/* The fixed prompts, for pre-synthesis at start-up. */
+/* The fixed prompts, for pre-synthesis at start-up (NULL-terminated). */
 extern const char *const call_prompts[];
 
 #endif

@@ -15,7 +15,10 @@
 #include "common/vmwriter.h"
 #include "umservice/audio.h"
 #include "umservice/call.h"
+#include "umservice/greetings.h"
 #include "umservice/media.h"
+#include "umservice/mwi.h"
+#include "umservice/ova.h"
 #include "umservice/routerlink.h"
 #include "umservice/tts.h"
 #include "umservice/tokens.h"
@@ -49,6 +52,9 @@ struct service {
 	struct media_engine *media;
 	struct tts *tts;
 	struct vmwriter *vm;
+	struct mwi *mwi;
+	struct greetings *greetings;
+	char dir_path[PATH_MAX];
 	struct call_env env;
 	struct daemon_signals *sig;
 	bool stopping;
@@ -114,6 +120,12 @@ static void reload(struct service *s, const char *why)
 	}
 	/* Listeners or limits may have changed: tell the router. */
 	send_register(s);
+}
+
+/* A call changed the directory (out-of-office set by phone). */
+static void directory_changed(void *arg, const char *why)
+{
+	reload(arg, why);
 }
 
 static void link_up(void *arg)
@@ -272,6 +284,7 @@ static void sip_down(void *arg, nta_agent_t *agent, enum sipl_family f)
 	struct service *s = arg;
 
 	call_agent_gone(&s->env, agent);
+	mwi_agent_gone(s->mwi, agent);
 	nta_leg_destroy(s->leg[f]);
 	s->leg[f] = NULL;
 }
@@ -308,9 +321,11 @@ static int apply_settings(struct service *s, char **cause)
 			return err;
 		rtab_free(s->tab);
 		s->tab = t;
-		if (dir_router_settings_get(s->dir, &rs) == 0 &&
-		    gwres_configure(s->gwres, rs.dns_servers, NULL) != 0)
+		if (dir_router_settings_get(s->dir, &rs) != 0)
+			rs.dns_servers[0] = '\0';
+		else if (gwres_configure(s->gwres, rs.dns_servers, NULL) != 0)
 			log_warn("DnsServers of the directory are not usable");
+		mwi_configure(s->mwi, n.fqdn, rs.dns_servers);
 		gwres_refresh(s->gwres);
 	}
 	daemon_sipl_config(&cfg, n.af, port);
@@ -349,15 +364,21 @@ int main(int argc, char **argv)
 	char path[PATH_MAX];
 	char *cause = NULL;
 	int err, code = 1;
+	unsigned mwi_refresh = 0;
 
 	memset(&s, 0, sizeof s);
 	signal(SIGPIPE, SIG_IGN);
 	log_set_process("umservice");
+	if (mwi_take_args(&argc, argv, &mwi_refresh) != 0)
+		return 2;
 	err = daemon_parse_args(&s.opts, argc, argv, "umservice",
 				"OpenUM UM service: answers the calls the router "
 				"sends it; media, greetings, voicemail.");
-	if (err)
+	if (err) {
+		if (err < 0)
+			mwi_usage(stdout);
 		return err < 0 ? 0 : 2;
+	}
 	log_set_level(s.opts.log_level);
 	if (s.opts.instance_id) {
 		snprintf(s.instance_id, sizeof s.instance_id, "%s", s.opts.instance_id);
@@ -395,7 +416,10 @@ int main(int argc, char **argv)
 			  cause ? cause : strerror(err));
 		goto out;
 	}
-	tts_prewarm(s.tts, call_prompts, 5);
+	for (size_t i = 0; call_prompts[i]; i++)
+		tts_prewarm(s.tts, call_prompts + i, 1);
+	for (size_t i = 0; ova_prompts[i]; i++)
+		tts_prewarm(s.tts, ova_prompts + i, 1);
 	err = vmwriter_alloc(&s.vm, loop_uv(s.loop),
 			     daemon_state_path(&s.opts, "voicemail.db", path, sizeof path),
 			     &cause);
@@ -404,6 +428,10 @@ int main(int argc, char **argv)
 			  cause ? cause : strerror(err));
 		goto out;
 	}
+	err = greetings_alloc(&s.greetings, s.vm);
+	if (err)
+		goto out;
+	daemon_state_path(&s.opts, "directory.db", s.dir_path, sizeof s.dir_path);
 	err = audio_tone(&s.env.beep, 1000, 400, 0.5);
 	if (err)
 		goto out;
@@ -416,6 +444,10 @@ int main(int argc, char **argv)
 	s.env.table_arg = &s;
 	s.env.load_h = service_load;
 	s.env.load_arg = &s;
+	s.env.greetings = s.greetings;
+	s.env.dir_path = s.dir_path;
+	s.env.directory_changed_h = directory_changed;
+	s.env.directory_changed_arg = &s;
 	{
 		struct sipl_handlers h = {
 			.ua = true, .up_h = sip_up, .down_h = sip_down, .arg = &s,
@@ -425,6 +457,21 @@ int main(int argc, char **argv)
 		if (err)
 			goto out;
 	}
+	{
+		struct mwi_config mc = {
+			.loop = loop_uv(s.loop), .sip = s.sip, .vm = s.vm,
+			.table_h = service_table, .table_arg = &s,
+			.directory_path = daemon_state_path(&s.opts, "directory.db",
+							    path, sizeof path),
+			.refresh_s = mwi_refresh,
+		};
+
+		err = mwi_alloc(&s.mwi, &mc);
+		if (err)
+			goto out;
+	}
+	s.env.mailbox_changed_h = mwi_mailbox_changed;
+	s.env.mailbox_changed_arg = s.mwi;
 	err = daemon_signals_start(&s.sig, s.loop, service_stop, service_reload,
 				   &s);
 	if (err)
@@ -447,8 +494,10 @@ int main(int argc, char **argv)
 out:
 	free(cause);
 	rlink_free(s.link);
+	mwi_free(s.mwi);
 	sipl_free(s.sip);
 	vmwriter_close(s.vm);
+	greetings_free(s.greetings);
 	tts_close(s.tts);
 	gwres_free(s.gwres);
 	if (s.media)

@@ -658,6 +658,31 @@ int media_play(struct media *m, struct audio_buf *buf)
 	return 0;
 }
 
+/* Plays buf from sample offset on, alone: EBUSY if something is queued. */
+int media_play_at(struct media *m, struct audio_buf *buf, size_t offset)
+{
+	int err;
+
+	if (m->playq_n > 0)
+		return EBUSY;
+	if (offset >= audio_buf_samples(buf))
+		return ERANGE;
+	err = media_play(m, buf);
+	if (!err)
+		m->play_pos = offset;
+	return err;
+}
+
+/* The buffer playing now and how far into it the clock has sent. */
+struct audio_buf *media_play_position(const struct media *m, size_t *pos)
+{
+	if (m->playq_n == 0)
+		return NULL;
+	if (pos)
+		*pos = m->play_pos;
+	return m->playq[0];
+}
+
 /* Drops everything queued. */
 void media_play_stop(struct media *m)
 {

@@ -59,6 +59,12 @@ int media_set_remote(struct media *m, const struct sdp_choice *c);
 void media_start(struct media *m);
 /* Queues audio (8 kHz mono); play_done_h when the queue empties. */
 int media_play(struct media *m, struct audio_buf *buf);
+/* Plays buf from a sample offset (rewind, forward, resume); only when
+ * nothing is queued (EBUSY), offset inside buf (ERANGE). */
+int media_play_at(struct media *m, struct audio_buf *buf, size_t offset);
+/* The buffer at the head of the queue (borrowed) and the samples of it
+ * already sent; NULL when nothing plays. */
+struct audio_buf *media_play_position(const struct media *m, size_t *pos);
 /* Drops what is queued (barge-in); play_done_h is not called. */
 void media_play_stop(struct media *m);
 bool media_playing(const struct media *m);
