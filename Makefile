@@ -48,7 +48,8 @@ COMMON_ALL = $(wildcard common/*.c)
 UNIT_SRC   = $(wildcard tests/unit/*.c)
 # Process modules that are pure enough to unit-test.
 UNIT_EXTRA = umservice/tokens.c callrouter/registry.c callrouter/route.c \
-             umservice/tts.c umservice/audio.c umservice/playout.c
+             umservice/tts.c umservice/audio.c umservice/playout.c \
+             umservice/mwi.c
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
