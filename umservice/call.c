@@ -25,6 +25,7 @@
 #include "umservice/greetings.h"
 #include "umservice/media.h"
 #include "umservice/ova.h"
+#include "umservice/spoken.h"
 #include "umservice/tokens.h"
 #include "umservice/tts.h"
 
@@ -425,16 +426,11 @@ static void piece_cb(void *arg, int err, struct audio_buf *pcm)
  * office. ..."). */
 static void synthesise_greeting(struct call *c)
 {
-	char digits[64] = "";
+	char digits[64];
 	const char *text[GREETING_PIECES];
-	size_t used = 0;
 
 	/* Digits spoken one by one: "1 0 0 1", not "one thousand and one". */
-	for (const char *p = c->mailbox; *p && used + 3 < sizeof digits; p++) {
-		digits[used++] = *p;
-		digits[used++] = ' ';
-	}
-	digits[used] = '\0';
+	spoken_digits(digits, sizeof digits, c->mailbox);
 	text[0] = PROMPT_REACHED;
 	text[1] = c->display;
 	text[2] = PROMPT_EXTENSION;

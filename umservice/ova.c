@@ -31,6 +31,7 @@
 #include "umservice/call.h"
 #include "umservice/greetings.h"
 #include "umservice/media.h"
+#include "umservice/spoken.h"
 #include "umservice/tts.h"
 
 #include <errno.h>
@@ -864,51 +865,6 @@ static void welcome_counts(struct ova *o)
 
 /* ---- messages ---------------------------------------------------------------------- */
 
-/* "today at 3:42 PM" etc. */
-void ova_when_text(char *buf, size_t len, int64_t when_ms, int64_t now_ms)
-{
-	static const char *const days[] = {"Sunday", "Monday", "Tuesday",
-		"Wednesday", "Thursday", "Friday", "Saturday"};
-	static const char *const months[] = {"January", "February", "March",
-		"April", "May", "June", "July", "August", "September",
-		"October", "November", "December"};
-	time_t w = (time_t)(when_ms / 1000), n = (time_t)(now_ms / 1000);
-	struct tm tw, tn, ty;
-	time_t y = n - 86400;
-	char day[40];
-	int h;
-
-	localtime_r(&w, &tw);
-	localtime_r(&n, &tn);
-	localtime_r(&y, &ty);
-	if (tw.tm_year == tn.tm_year && tw.tm_yday == tn.tm_yday)
-		snprintf(day, sizeof day, "today");
-	else if (tw.tm_year == ty.tm_year && tw.tm_yday == ty.tm_yday)
-		snprintf(day, sizeof day, "yesterday");
-	else if (w < n && n - w < 6 * 86400)
-		snprintf(day, sizeof day, "%s", days[tw.tm_wday % 7]);
-	else
-		snprintf(day, sizeof day, "%s %d", months[tw.tm_mon % 12],
-			 tw.tm_mday);
-	h = tw.tm_hour % 12;
-	snprintf(buf, len, "%s at %d:%02d %s", day, h ? h : 12, tw.tm_min,
-		 tw.tm_hour < 12 ? "AM" : "PM");
-}
-
-void ova_digits_text(char *buf, size_t len, const char *digits)
-{
-	size_t used = 0;
-
-	if (len == 0)
-		return;
-	for (const char *p = digits; *p && used + 3 < len; p++) {
-		if (used)
-			buf[used++] = ' ';
-		buf[used++] = *p;
-	}
-	buf[used] = '\0';
-}
-
 static void envelope_texts(struct ova *o, char (*t)[200])
 {
 	const struct vm_message *m = &o->msgs[o->cur];
@@ -919,10 +875,10 @@ static void envelope_texts(struct ova *o, char (*t)[200])
 	if (m->caller_name && m->caller_name[0])
 		snprintf(from, sizeof from, "%s", m->caller_name);
 	else if (m->caller_number && m->caller_number[0])
-		ova_digits_text(from, sizeof from, m->caller_number);
+		spoken_digits(from, sizeof from, m->caller_number);
 	else
 		snprintf(from, sizeof from, "an unknown caller");
-	ova_when_text(when, sizeof when, m->received_utc_ms,
+	spoken_when(when, sizeof when, m->received_utc_ms,
 		      (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
 	snprintf(t[0], sizeof t[0], "%sMessage %zu.", m->urgent ? "Urgent. " : "",
 		 o->cur + 1);

@@ -50,10 +50,4 @@ void ova_end(struct ova *o);
 /* The fixed prompts, for pre-synthesis at start-up (NULL-terminated). */
 extern const char *const ova_prompts[];
 
-/* Exposed for tests: "today at 3:42 PM", "Monday at 9:05 AM", "November 3
- * at 11:00 PM" for a message received at `when` as seen at `now` (local
- * time); "4 2 5 5" for digits. */
-void ova_when_text(char *buf, size_t len, int64_t when_ms, int64_t now_ms);
-void ova_digits_text(char *buf, size_t len, const char *digits);
-
 #endif
