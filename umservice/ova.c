@@ -1432,6 +1432,13 @@ static void string_key(struct ova *o, char key)
 		ask1(o, S_EXT, NULL, P_ASK_EXT);
 		return;
 	}
+	if ((o->st == S_PIN_NEW || o->st == S_PIN_AGAIN) && key == '*' &&
+	    o->n_digits == 0) {
+		/* Changed their mind: the PIN stays. */
+		OPENSSL_cleanse(o->new_pin, sizeof o->new_pin);
+		personal_menu(o, NULL);
+		return;
+	}
 	if (key == '#') {
 		string_done(o);
 		return;
