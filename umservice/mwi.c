@@ -82,7 +82,7 @@ struct target {
 	/* the current round */
 	char gwaddr[256];		/* the gateway's Address */
 	unsigned port;
-	struct sockaddr_storage addr[RTAB_MAX_ADDRS];
+	struct sockaddr_storage *addr;	/* RTAB_MAX_ADDRS, during a round only */
 	size_t n_addr, at;
 	nta_outgoing_t *orq;
 	nta_agent_t *agent;
@@ -452,6 +452,8 @@ static void target_done(struct target *tg)
 		nta_outgoing_destroy(tg->orq);
 		tg->orq = NULL;
 	}
+	free(tg->addr);
+	tg->addr = NULL;
 	uv_close((uv_handle_t *)&tg->timer, target_closed);
 }
 
@@ -548,6 +550,11 @@ static void round_over(struct target *tg, enum mwi_outcome o, int status,
 	enum log_level level = o == MWI_DELIVERED ? LOG_LEVEL_INFO : LOG_LEVEL_WARN;
 
 	m->inflight--;
+	/* Addresses are looked up afresh each round: a refresh of thousands
+	 * of mailboxes keeps no address lists in memory meanwhile. */
+	free(tg->addr);
+	tg->addr = NULL;
+	tg->n_addr = tg->at = 0;
 	if (m->closing) {
 		target_done(tg);
 		return;
@@ -764,6 +771,8 @@ static void add_addr(struct target *tg, enum dir_af af,
 	if (tg->n_addr >= RTAB_MAX_ADDRS || !family_allowed(af, ss->ss_family) ||
 	    !sipl_agent(tg->m->sip, f))
 		return;
+	if (!tg->addr && !(tg->addr = calloc(RTAB_MAX_ADDRS, sizeof *tg->addr)))
+		return;
 	a = &tg->addr[tg->n_addr++];
 	*a = *ss;
 	if (a->ss_family == AF_INET6)
@@ -965,6 +974,10 @@ static void target_update(struct mwi *m, const char *dp, const char *mbx,
 		enqueue(tg);
 		return;
 	}
+	/* The same counts again (a refresh while this one is still being
+	 * sent or retried): nothing new to say, and the backoff goes on. */
+	if (memcmp(c, &tg->counts, sizeof *c) == 0)
+		return;
 	tg->counts = *c;
 	tg->retries = 0;
 	switch (tg->st) {

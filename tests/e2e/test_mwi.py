@@ -331,6 +331,9 @@ def world():
             shutil.rmtree(w.base, ignore_errors=True)
         else:
             print(f"[kept {w.base} for inspection]")
+        if w.problems:
+            pytest.fail("daemons did not stop cleanly:\n" + "\n".join(w.problems),
+                        pytrace=False)
 
 
 def check(request, w):
