@@ -11,22 +11,25 @@
  *   once more afterwards. Every box waits the same delay, so the read queue
  *   is in deadline order and one timer serves it.
  * - a target (dial plan, mailbox, gateway) exists while a NOTIFY is to be
- *   sent, out, or waiting for a retry. New counts always replace the ones it
+ *   sent, out, or waiting for a retry. Different counts replace the ones it
  *   holds: a queued or resolving target sends the latest, one in flight
  *   sends again when it is answered, and one waiting for a retry is sent at
- *   once with the new counts and a fresh retry budget. A target that has
- *   nothing left to do is freed.
+ *   once with the new counts and a fresh retry budget. The same counts again
+ *   (a refresh meanwhile) change nothing, so the backoff goes on. A target
+ *   that has nothing left to do is freed.
  *
  * At most MWI_MAX_INFLIGHT targets are resolving or sending at once, so a
  * refresh of thousands of mailboxes trickles out instead of flooding the
  * gateways; the rest wait on the send queue in order.
  *
- * NOTIFYs go over TCP (the service's startup mode; UDP would fragment long
- * bodies and Exchange sends MWI over TCP or TLS) from the service's agent of
- * the destination's family. Each gateway address of a family allowed by the
- * gateway's IPAddressFamily and served by a listener of the service is
- * tried in turn (IPv6 first for FQDN answers) before the round counts as
- * failed. */
+ * NOTIFYs go over TCP (Exchange UM signals over TCP or TLS, never UDP) from
+ * the service's agent of the destination's family; TLS for SIPSecured and
+ * Secured dial plans waits for TLS listeners. Each gateway address of a
+ * family allowed by the gateway's IPAddressFamily and served by a listener
+ * of the service is tried in turn (IPv6 first for FQDN answers) before the
+ * round counts as failed. sofia binds the outgoing connection to the first
+ * listening address of the family (Via shows it); the Contact carries the
+ * address the kernel routes toward the gateway, or ExternalHostFqdn. */
 #define LOG_MODULE "mwi"
 #include "umservice/mwi.h"
 #include "common/hex.h"
