@@ -49,7 +49,7 @@ UNIT_SRC   = $(wildcard tests/unit/*.c)
 # Process modules that are pure enough to unit-test.
 UNIT_EXTRA = umservice/tokens.c callrouter/registry.c callrouter/route.c \
              umservice/tts.c umservice/audio.c umservice/playout.c \
-             umservice/spoken.c \
+             umservice/spoken.c umservice/pacer.c \
              umservice/mwi.c
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))

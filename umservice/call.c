@@ -674,8 +674,8 @@ static void on_ack(struct call *c, const sip_t *sip)
 	}
 	c->cs = CS_ACTIVE;
 	session_refreshed(c);
-	media_start(c->media);		/* no-op if it started with the 200 */
 	pump_greeting(c);
+	media_start(c->media);		/* no-op if it started with the 200 */
 }
 
 /* CANCEL (and other events) on the INVITE transaction. */
@@ -1122,8 +1122,9 @@ void call_invite(struct call_env *env, nta_agent_t *agent, nta_incoming_t *irq,
 	 * 13.3.1.4). Starting here rather than on the ACK means a lost or
 	 * late ACK (a UAS under load) delays nothing and loses no message. */
 	if (c->have_offer) {
-		media_start(c->media);
+		/* Queued first, so the very first packet carries it. */
 		pump_greeting(c);
+		media_start(c->media);
 	}
 	log_info("Call-ID %s from %s (caller %s): %s%s, media %s %s", c->call_id,
 		 c->peer, c->caller[0] ? c->caller : "?",

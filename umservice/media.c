@@ -9,6 +9,11 @@
  * are spread over twenty small bursts instead of one large one. A late
  * wakeup catches up at most a few cycles; beyond that the schedule skips.
  *
+ * Sending: the clock here produces payloads (G.711 of the next 20 ms of
+ * the play queue) a few packets ahead into the session's pacer ring;
+ * pacer.c's thread stamps and sends them on an exact schedule, so a busy
+ * loop delays nothing on the wire.
+ *
  * Receiving: packets are decoded into a fixed-delay playout buffer keyed
  * by RTP timestamp (reordering, any packet size, gaps become silence); the
  * same clock pulls one 20 ms frame per tick out of it for the recorder. Telephone-events are handled on arrival.
@@ -20,6 +25,7 @@
 #include "common/netaddr.h"
 #include "common/rtp.h"
 #include "umservice/audio.h"
+#include "umservice/pacer.h"
 #include "umservice/playout.h"
 
 #include <arpa/inet.h>
@@ -41,6 +47,7 @@
 struct media_engine {
 	uv_loop_t *loop;
 	uv_timer_t clock;
+	struct pacer *pacer;		/* the send clock (its own thread) */
 	unsigned port_lo, port_hi, port_next;
 	struct media *head;		/* sessions */
 	size_t n;
@@ -78,6 +85,11 @@ struct media {
 	struct audio_buf *playq[PLAYQ_MAX];
 	size_t playq_n, play_pos;
 	bool play_notify;
+	/* Sending: payloads go to the pacer's ring a few packets ahead; the
+	 * queue's end is reported once the pacer has sent its last packet. */
+	struct pace_stream pace;
+	bool end_pending;
+	uint32_t audio_end;		/* ring index just past the queue's end */
 	uint64_t last_rtcp_ms;
 	struct media_stats st;
 	uint8_t rxbuf[RTP_PKT_MAX + 64];
@@ -206,6 +218,17 @@ int media_engine_alloc(struct media_engine **out, uv_loop_t *loop,
 	e->port_lo = port_lo + (port_lo & 1);	/* RTP on even ports */
 	e->port_hi = port_hi;
 	e->port_next = e->port_lo;
+	{
+		char *cause = NULL;
+		int err = pacer_alloc(&e->pacer, &cause);
+
+		if (err) {
+			log_error("%s", cause ? cause : strerror(err));
+			free(cause);
+			free(e);
+			return err;
+		}
+	}
 	uv_timer_init(loop, &e->clock);
 	e->clock.data = e;
 	*out = e;
@@ -222,6 +245,8 @@ void media_engine_free(struct media_engine *e)
 {
 	if (!e)
 		return;
+	pacer_free(e->pacer);
+	e->pacer = NULL;
 	uv_close((uv_handle_t *)&e->clock, engine_closed);
 }
 
@@ -235,8 +260,8 @@ size_t media_engine_active(const struct media_engine *e)
 void media_engine_tick_stats(const struct media_engine *e, double *max_late_ms,
 			     uint64_t *ticks)
 {
-	*max_late_ms = e->max_late_ms;
-	*ticks = e->ticks;
+	/* What reaches the wire is the pacer's lateness, not the loop's. */
+	pacer_stats(e->pacer, max_late_ms, ticks);
 }
 
 /* --- sending ----------------------------------------------------------------- */
@@ -295,6 +320,8 @@ static void send_rtcp(struct media *m)
 	char cname[96];
 
 	snprintf(cname, sizeof cname, "openum@%s", m->local);
+	/* The sender's counts live with the pacer. */
+	pacer_tx(m->e->pacer, &m->pace, &m->tx, &m->st.sent);
 	if (rtcp_build_report(buf, sizeof buf, &m->tx, &m->rxst, cname, ntp_now(),
 			      m->tx.ts, &len) == 0) {
 		send_to(m, &m->rtcp, &m->remote_rtcp, buf, len);
@@ -315,28 +342,33 @@ static void receive_frame(struct media *m)
 		m->h.frame_h(m->arg, frame, MEDIA_FRAME_SAMPLES);
 }
 
+/* Tops the pacer's ring up with the next payloads of the play queue
+ * (silence when it is empty), encoded for the call's codec. */
+static void produce(struct media *m)
+{
+	for (unsigned room = pace_room(&m->pace); room > 0; room--) {
+		int16_t pcm[MEDIA_FRAME_SAMPLES];
+		uint8_t *slot = pace_slot(&m->pace);
+		bool was_playing = m->playq_n > 0;
+
+		next_frame(m, pcm);
+		if (m->alaw)
+			audio_alaw_encode_buf(slot, pcm, MEDIA_FRAME_SAMPLES);
+		else
+			audio_ulaw_encode_buf(slot, pcm, MEDIA_FRAME_SAMPLES);
+		pace_commit(&m->pace, MEDIA_FRAME_SAMPLES);
+		if (was_playing && m->playq_n == 0 && m->play_notify) {
+			m->end_pending = true;
+			m->audio_end = atomic_load_explicit(&m->pace.head,
+							    memory_order_relaxed);
+		}
+	}
+	pace_publish(&m->pace);
+}
+
 static void tick_session(struct media *m)
 {
-	int16_t pcm[MEDIA_FRAME_SAMPLES];
-	uint8_t payload[MEDIA_FRAME_SAMPLES];
-	uint8_t pkt[RTP_HDR_LEN + MEDIA_FRAME_SAMPLES + 16];
-	size_t len = 0;
-	bool was_playing = m->playq_n > 0;
-
-	next_frame(m, pcm);
-	if (m->have_remote && !m->hold) {
-		for (size_t i = 0; i < MEDIA_FRAME_SAMPLES; i++)
-			payload[i] = m->alaw ? audio_alaw_encode(pcm[i])
-					     : audio_ulaw_encode(pcm[i]);
-		if (rtp_tx_next(&m->tx, pkt, sizeof pkt, payload,
-				MEDIA_FRAME_SAMPLES, false, &len) == 0) {
-			send_to(m, &m->rtp, &m->remote, pkt, len);
-			m->st.sent++;
-		}
-	} else {
-		/* On hold: keep the timeline, send nothing. */
-		rtp_tx_skip(&m->tx, MEDIA_FRAME_SAMPLES);
-	}
+	produce(m);
 	if (m->have_remote) {
 		uint64_t now = uv_now(m->e->loop);
 
@@ -346,10 +378,16 @@ static void tick_session(struct media *m)
 		}
 	}
 	receive_frame(m);
-	if (was_playing && m->playq_n == 0 && m->play_notify) {
-		m->play_notify = false;
-		if (m->h.play_done_h)
-			m->h.play_done_h(m->arg);
+	/* The queue's last packet has left: play_done. */
+	if (m->end_pending && !m->closing &&
+	    (int32_t)(atomic_load_explicit(&m->pace.tail, memory_order_acquire) -
+		      m->audio_end) >= 0) {
+		m->end_pending = false;
+		if (m->play_notify && m->playq_n == 0) {
+			m->play_notify = false;
+			if (m->h.play_done_h)
+				m->h.play_done_h(m->arg);
+		}
 	}
 }
 
@@ -560,6 +598,7 @@ int media_open(struct media **out, struct media_engine *e, int family,
 	m->e = e;
 	m->h = *h;
 	m->arg = arg;
+	pace_init(&m->pace);
 	m->family = family;
 	m->codec_pt = -1;
 	m->te_pt = -1;
@@ -632,6 +671,11 @@ int media_set_remote(struct media *m, const struct sdp_choice *c)
 		m->te_pt = c->te_pt;
 		rtp_dtmf_rx_init(&m->dtmf, (uint8_t)(c->te_pt >= 0 ? c->te_pt : 101));
 	}
+	pacer_update(m->e->pacer, &m->pace,
+		     m->have_remote && !m->hold ? &m->remote : NULL,
+		     m->family == AF_INET6 ? sizeof(struct sockaddr_in6)
+					   : sizeof(struct sockaddr_in),
+		     c->pt, m->alaw);
 	return 0;
 }
 
@@ -643,34 +687,51 @@ void media_start(struct media *m)
 	m->started = true;
 	m->last_rtcp_ms = uv_now(m->e->loop);
 	slot_add(m);
-	tick_session(m);	/* the first packet leaves now */
+	produce(m);
+	/* The pacer's first slot is now: the first packet leaves at once. */
+	{
+		uv_os_fd_t fd = -1;
+
+		uv_fileno((uv_handle_t *)&m->rtp, &fd);
+		pacer_add(m->e->pacer, &m->pace, fd, &m->tx);
+	}
 }
 
-/* Queues audio to play. */
-int media_play(struct media *m, struct audio_buf *buf)
+/* Queues buf to play from sample offset on (offset only for the first). */
+static int enqueue_audio(struct media *m, struct audio_buf *buf, size_t offset)
 {
 	if (m->closing)
 		return ECANCELED;
 	if (m->playq_n >= PLAYQ_MAX)
 		return ENOSPC;
 	m->playq[m->playq_n++] = audio_buf_ref(buf);
+	if (m->playq_n == 1)
+		m->play_pos = offset;
 	m->play_notify = true;
+	if (m->playq_n == 1 && m->started) {
+		/* Nothing was playing: the silence already produced goes, and
+		 * this starts at the next slot. */
+		pace_flush(&m->pace);
+		m->end_pending = false;
+		produce(m);
+	}
 	return 0;
+}
+
+/* Queues audio to play. */
+int media_play(struct media *m, struct audio_buf *buf)
+{
+	return enqueue_audio(m, buf, 0);
 }
 
 /* Plays buf from sample offset on, alone: EBUSY if something is queued. */
 int media_play_at(struct media *m, struct audio_buf *buf, size_t offset)
 {
-	int err;
-
 	if (m->playq_n > 0)
 		return EBUSY;
 	if (offset >= audio_buf_samples(buf))
 		return ERANGE;
-	err = media_play(m, buf);
-	if (!err)
-		m->play_pos = offset;
-	return err;
+	return enqueue_audio(m, buf, offset);
 }
 
 /* The buffer playing now and how far into it the clock has sent. */
@@ -691,6 +752,11 @@ void media_play_stop(struct media *m)
 	m->playq_n = 0;
 	m->play_pos = 0;
 	m->play_notify = false;
+	m->end_pending = false;
+	if (m->started && !m->closing) {
+		pace_flush(&m->pace);	/* what was produced stops too */
+		produce(m);
+	}
 }
 
 /* Whether anything is still queued. */
@@ -731,6 +797,7 @@ void media_close(struct media *m)
 	e = m->e;
 	m->closing = true;
 	media_play_stop(m);
+	pacer_remove(e->pacer, &m->pace);
 	if (m->started)
 		slot_remove(m);
 	if (m->prev)

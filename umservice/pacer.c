@@ -1,0 +1,315 @@
+/* pacer.c — see pacer.h.
+ *
+ * The thread keeps the streams in a list under one mutex and sleeps on a
+ * condition variable (CLOCK_MONOTONIC) until the earliest due slot; adding
+ * a stream signals it. Its timer slack is set to 1 µs so that the kernel
+ * does not round the wakeups. A wakeup serves every stream whose slot is
+ * due, in list order. */
+#define LOG_MODULE "pacer"
+#include "umservice/pacer.h"
+#include "common/log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+
+struct pacer {
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stop;
+	struct pace_stream *head;
+	size_t n;
+	uint64_t max_late_ns, slots;
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- producer side ------------------------------------------------------------ */
+
+void pace_init(struct pace_stream *s)
+{
+	memset(s, 0, sizeof *s);
+	s->fd = -1;
+	atomic_init(&s->head, 0);
+	atomic_init(&s->tail, 0);
+	atomic_init(&s->gen, 0);
+}
+
+unsigned pace_room(const struct pace_stream *s)
+{
+	uint32_t head = atomic_load_explicit(&s->head, memory_order_relaxed);
+	uint32_t tail = atomic_load_explicit(&s->tail, memory_order_acquire);
+	/* Fresh payloads start at the later of tail and the last flush. */
+	uint32_t from = (int32_t)(s->fresh_from - tail) > 0 ? s->fresh_from : tail;
+	uint32_t fresh = head - from, used = head - tail;
+
+	/* Stale payloads still in the ring take room but not depth. */
+	if (fresh >= PACE_DEPTH || used >= PACE_RING)
+		return 0;
+	return PACE_DEPTH - fresh < PACE_RING - used ? PACE_DEPTH - fresh
+						      : PACE_RING - used;
+}
+
+uint8_t *pace_slot(struct pace_stream *s)
+{
+	uint32_t head = atomic_load_explicit(&s->head, memory_order_relaxed);
+
+	return s->payload[head % PACE_RING];
+}
+
+void pace_commit(struct pace_stream *s, size_t len)
+{
+	uint32_t head = atomic_load_explicit(&s->head, memory_order_relaxed);
+
+	s->plen[head % PACE_RING] = (uint16_t)(len > PACE_PAYLOAD_MAX
+					       ? PACE_PAYLOAD_MAX : len);
+	s->pgen[head % PACE_RING] = s->produce_gen;
+	atomic_store_explicit(&s->head, head + 1, memory_order_release);
+}
+
+void pace_flush(struct pace_stream *s)
+{
+	s->produce_gen++;
+	s->fresh_from = atomic_load_explicit(&s->head, memory_order_relaxed);
+}
+
+void pace_publish(struct pace_stream *s)
+{
+	atomic_store_explicit(&s->gen, s->produce_gen, memory_order_release);
+}
+
+unsigned pace_pending(const struct pace_stream *s)
+{
+	return atomic_load_explicit(&s->head, memory_order_relaxed) -
+	       atomic_load_explicit(&s->tail, memory_order_acquire);
+}
+
+/* ---- the thread ------------------------------------------------------------------ */
+
+/* Serves one due slot of s: the next fresh payload, if any. */
+static void serve(struct pace_stream *s)
+{
+	uint32_t tail = atomic_load_explicit(&s->tail, memory_order_relaxed);
+	uint32_t head = atomic_load_explicit(&s->head, memory_order_acquire);
+	uint32_t gen = atomic_load_explicit(&s->gen, memory_order_acquire);
+	uint8_t pkt[RTP_HDR_LEN + PACE_PAYLOAD_MAX + 16];
+	size_t len = 0;
+
+	/* Stale payloads (flushed) cost neither time nor sequence numbers;
+	 * payloads newer than the published generation are already valid
+	 * (they were written before it was published). */
+	while (tail != head && (int32_t)(s->pgen[tail % PACE_RING] - gen) < 0)
+		tail++;
+	if (!s->send) {
+		if (tail != head)
+			tail++;	/* on hold: produced audio is dropped */
+		atomic_store_explicit(&s->tail, tail, memory_order_release);
+		rtp_tx_skip(&s->tx, s->tx.spp);
+		s->skipped_slots++;
+		return;
+	}
+	if (tail == head) {
+		/* The loop is far behind: silence keeps the stream going (the
+		 * prompt resumes a slot later, as a late clock would have it). */
+		uint8_t silence[PACE_PAYLOAD_MAX];
+
+		memset(silence, s->silence, sizeof silence);
+		s->underruns++;
+		if (rtp_tx_next(&s->tx, pkt, sizeof pkt, silence, sizeof silence,
+				false, &len) == 0 &&
+		    sendto(s->fd, pkt, len, MSG_DONTWAIT,
+			   (const struct sockaddr *)&s->dest, s->dest_len) >= 0)
+			s->sent++;
+		atomic_store_explicit(&s->tail, tail, memory_order_release);
+		return;
+	}
+	if (rtp_tx_next(&s->tx, pkt, sizeof pkt, s->payload[tail % PACE_RING],
+			s->plen[tail % PACE_RING], false, &len) == 0) {
+		/* A full socket buffer drops this packet: real time. */
+		if (sendto(s->fd, pkt, len, MSG_DONTWAIT,
+			   (const struct sockaddr *)&s->dest, s->dest_len) >= 0)
+			s->sent++;
+	}
+	atomic_store_explicit(&s->tail, tail + 1, memory_order_release);
+}
+
+static void *run(void *arg)
+{
+	struct pacer *p = arg;
+
+	prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
+	pthread_mutex_lock(&p->mu);
+	while (!p->stop) {
+		uint64_t now = mono_ns(), due = UINT64_MAX;
+
+		for (struct pace_stream *s = p->head; s; s = s->next) {
+			if (s->next_ns + PACE_CATCH_UP_NS < now) {
+				/* Far behind (a stopped machine): resume now
+				 * rather than burst the missed slots; the
+				 * stream's timeline just goes on. */
+				uint64_t missed = (now - s->next_ns) / PACE_PTIME_NS;
+
+				s->next_ns += missed * PACE_PTIME_NS;
+				s->late_slots += missed;
+			}
+			while (s->next_ns <= now) {
+				uint64_t late = now - s->next_ns;
+
+				if (late > p->max_late_ns)
+					p->max_late_ns = late;
+				serve(s);
+				p->slots++;
+				s->next_ns += PACE_PTIME_NS;
+			}
+			if (s->next_ns < due)
+				due = s->next_ns;
+		}
+		if (due == UINT64_MAX) {
+			pthread_cond_wait(&p->cv, &p->mu);
+		} else {
+			struct timespec ts = {
+				.tv_sec = (time_t)(due / 1000000000ULL),
+				.tv_nsec = (long)(due % 1000000000ULL),
+			};
+
+			pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+		}
+	}
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+int pacer_alloc(struct pacer **out, char **cause)
+{
+	struct pacer *p = calloc(1, sizeof *p);
+	pthread_condattr_t ca;
+	sigset_t all, old;
+	int err;
+
+	if (!p)
+		return ENOMEM;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	/* signals stay with the loop thread */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	err = pthread_create(&p->thread, NULL, run, p);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err) {
+		if (cause && asprintf(cause, "cannot start the RTP pacer: %s",
+				      strerror(err)) < 0)
+			*cause = NULL;
+		pthread_cond_destroy(&p->cv);
+		pthread_mutex_destroy(&p->mu);
+		free(p);
+		return err;
+	}
+	pthread_setname_np(p->thread, "rtp-pacer");
+	p->started = true;
+	*out = p;
+	return 0;
+}
+
+void pacer_free(struct pacer *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->stop = true;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	if (p->started)
+		pthread_join(p->thread, NULL);
+	if (p->n)
+		log_error("pacer freed with %zu streams still listed", p->n);
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->mu);
+	free(p);
+}
+
+void pacer_add(struct pacer *p, struct pace_stream *s, int fd,
+	       const struct rtp_tx *tx)
+{
+	pthread_mutex_lock(&p->mu);
+	if (!s->listed) {
+		s->fd = fd;
+		s->tx = *tx;
+		s->next_ns = mono_ns();
+		s->prev = NULL;
+		s->next = p->head;
+		if (p->head)
+			p->head->prev = s;
+		p->head = s;
+		s->listed = true;
+		p->n++;
+		pthread_cond_signal(&p->cv);
+	}
+	pthread_mutex_unlock(&p->mu);
+}
+
+void pacer_remove(struct pacer *p, struct pace_stream *s)
+{
+	pthread_mutex_lock(&p->mu);
+	if (s->listed) {
+		if (s->prev)
+			s->prev->next = s->next;
+		else
+			p->head = s->next;
+		if (s->next)
+			s->next->prev = s->prev;
+		s->prev = s->next = NULL;
+		s->listed = false;
+		p->n--;
+	}
+	pthread_mutex_unlock(&p->mu);
+}
+
+void pacer_update(struct pacer *p, struct pace_stream *s,
+		  const struct sockaddr_storage *dest, socklen_t dest_len,
+		  int pt, bool alaw)
+{
+	pthread_mutex_lock(&p->mu);
+	if (dest) {
+		s->dest = *dest;
+		s->dest_len = dest_len;
+	}
+	s->send = dest != NULL;
+	if (pt >= 0 && pt < 128)
+		s->tx.pt = (uint8_t)pt;
+	s->silence = alaw ? 0xD5 : 0xFF;	/* G.711 zero */
+	pthread_mutex_unlock(&p->mu);
+}
+
+void pacer_tx(struct pacer *p, const struct pace_stream *s, struct rtp_tx *out,
+	      uint64_t *sent)
+{
+	pthread_mutex_lock(&p->mu);
+	*out = s->tx;
+	if (sent)
+		*sent = s->sent;
+	pthread_mutex_unlock(&p->mu);
+}
+
+void pacer_stats(struct pacer *p, double *max_late_ms, uint64_t *slots)
+{
+	pthread_mutex_lock(&p->mu);
+	*max_late_ms = (double)p->max_late_ns / 1e6;
+	*slots = p->slots;
+	pthread_mutex_unlock(&p->mu);
+}
