@@ -202,6 +202,32 @@ def find_sequence(runs, seq):
     return None
 
 
+def find_sequence_span(runs, seq, after=0.0):
+    """(start s, end s) of the first place at or after `after` where the
+    runs' frequencies (consecutive runs of one frequency merged, as in
+    find_sequence) contain seq contiguously: from the start of its first
+    run to the end of its last; None when they do not."""
+    merged = []                       # [freq, start, end]
+    for f, s, e in runs:
+        if s < after:
+            continue
+        if merged and merged[-1][0] == f:
+            merged[-1][2] = e
+        else:
+            merged.append([f, s, e])
+    n = len(seq)
+    for i in range(len(merged) - n + 1):
+        if [m[0] for m in merged[i:i + n]] == list(seq):
+            return merged[i][1], merged[i + n - 1][2]
+    return None
+
+
+def levels(samples, win=0.1, rate=RATE, start=0):
+    """dBFS of each whole window of `win` seconds, from sample `start`."""
+    n = int(win * rate)
+    return [dbfs(samples[i:i + n]) for i in range(start, len(samples) - n + 1, n)]
+
+
 def describe(runs):
     return " ".join(f"{f}@{s:.2f}-{e:.2f}" for f, s, e in runs) or "(no tones)"
 

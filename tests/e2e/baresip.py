@@ -226,6 +226,18 @@ rtp_timeout 0
     def sndcode(self, key):
         return self.command("sndcode", key)
 
+    def send_digits(self, keys, gap=0.2):
+        """Types keys one at a time, as a person would: each key is its own
+        RFC 4733 event (a sndcode command), `gap` seconds after the one
+        before. Fails when baresip refuses one (e.g. the call is gone)."""
+        for i, k in enumerate(keys):
+            if i:
+                time.sleep(gap)
+            r = self.sndcode(k)
+            if r.get("ok") is False:
+                raise AssertionError(f"baresip refused key {k!r} of {keys!r}: {r}; "
+                                     f"events {self.event_types()}")
+
     def event_types(self):
         with self._cv:
             return [e.get("type") for e in self.events]
@@ -263,6 +275,11 @@ rtp_timeout 0
                                          f"waiting for {etype}\n{self.log_tail()}")
 
     # ---------------------------------------------------------------- recordings
+
+    def recordings(self, which="dec"):
+        """Every sndfile recording of this baresip (one per call), oldest
+        first (the names carry the call's start time)."""
+        return sorted(self.rec.glob(f"*-{which}.wav"))
 
     def recording(self, which="dec"):
         """The path of the sndfile recording (dec = heard, enc = sent)."""
