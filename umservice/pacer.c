@@ -1,16 +1,20 @@
 /* pacer.c — see pacer.h.
  *
- * The thread keeps the streams in a list under one mutex and sleeps on a
- * condition variable (CLOCK_MONOTONIC) until the earliest due slot; adding
- * a stream signals it. Its timer slack is set to 1 µs so that the kernel
- * does not round the wakeups. A wakeup serves every stream whose slot is
- * due, in list order. */
+ * The schedule is a wheel of 20 one-millisecond slots (slot j of cycle k is
+ * due at t0 + k * 20 ms + j ms): a stream joins the slot after the
+ * millisecond it is added in and stays there, so a wakeup serves exactly
+ * the streams that are due (a thousand calls: fifty per wakeup, a thousand
+ * wakeups a second) instead of scanning them all. The thread sleeps on a
+ * condition variable (CLOCK_MONOTONIC) until the next slot that has
+ * streams; adding a stream signals it. Its timer slack is 1 µs so that the
+ * kernel does not round the wakeups. Everything is under one mutex. */
 #define LOG_MODULE "pacer"
 #include "umservice/pacer.h"
 #include "common/log.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,14 +22,20 @@
 #include <sys/prctl.h>
 #include <time.h>
 
+#define SLOTS 20		/* one per millisecond of a 20 ms cycle */
+#define SLOT_NS 1000000ULL
+
 struct pacer {
 	pthread_t thread;
 	bool started;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool stop;
-	struct pace_stream *head;
+	struct pace_stream *slot[SLOTS];
+	size_t slot_n[SLOTS];
 	size_t n;
+	uint64_t t0_ns;		/* the wheel's origin */
+	uint64_t next_ms;	/* next slot (ms since t0) not yet served */
 	uint64_t max_late_ns, slots;
 };
 
@@ -146,6 +156,18 @@ static void serve(struct pace_stream *s)
 	atomic_store_explicit(&s->tail, tail + 1, memory_order_release);
 }
 
+/* The time of the next slot that has streams, or UINT64_MAX. */
+static uint64_t next_due(const struct pacer *p)
+{
+	for (unsigned k = 0; k < SLOTS; k++) {
+		uint64_t ms = p->next_ms + k;
+
+		if (p->slot_n[ms % SLOTS])
+			return p->t0_ns + ms * SLOT_NS;
+	}
+	return UINT64_MAX;
+}
+
 static void *run(void *arg)
 {
 	struct pacer *p = arg;
@@ -153,30 +175,27 @@ static void *run(void *arg)
 	prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
 	pthread_mutex_lock(&p->mu);
 	while (!p->stop) {
-		uint64_t now = mono_ns(), due = UINT64_MAX;
+		uint64_t now = mono_ns(), now_ms, due;
 
-		for (struct pace_stream *s = p->head; s; s = s->next) {
-			if (s->next_ns + PACE_CATCH_UP_NS < now) {
-				/* Far behind (a stopped machine): resume now
-				 * rather than burst the missed slots; the
-				 * stream's timeline just goes on. */
-				uint64_t missed = (now - s->next_ns) / PACE_PTIME_NS;
+		now_ms = (now - p->t0_ns) / SLOT_NS;
+		/* Far behind (a stopped machine): resume now rather than
+		 * burst the missed cycles; the streams' timelines go on. */
+		if (p->n && now_ms > p->next_ms + PACE_CATCH_UP_NS / SLOT_NS)
+			p->next_ms = now_ms - PACE_CATCH_UP_NS / SLOT_NS;
+		while (p->n && p->next_ms <= now_ms) {
+			unsigned j = (unsigned)(p->next_ms % SLOTS);
+			uint64_t late = now - (p->t0_ns + p->next_ms * SLOT_NS);
 
-				s->next_ns += missed * PACE_PTIME_NS;
-				s->late_slots += missed;
-			}
-			while (s->next_ns <= now) {
-				uint64_t late = now - s->next_ns;
-
+			if (p->slot_n[j]) {
 				if (late > p->max_late_ns)
 					p->max_late_ns = late;
-				serve(s);
+				for (struct pace_stream *s = p->slot[j]; s; s = s->next)
+					serve(s);
 				p->slots++;
-				s->next_ns += PACE_PTIME_NS;
 			}
-			if (s->next_ns < due)
-				due = s->next_ns;
+			p->next_ms++;
 		}
+		due = next_due(p);
 		if (due == UINT64_MAX) {
 			pthread_cond_wait(&p->cv, &p->mu);
 		} else {
@@ -201,7 +220,17 @@ int pacer_alloc(struct pacer **out, char **cause)
 
 	if (!p)
 		return ENOMEM;
-	pthread_mutex_init(&p->mu, NULL);
+	{
+		/* Priority inheritance: the loop thread holding the lock for a
+		 * moment must not keep the real-time pacer waiting while
+		 * ordinary threads run. */
+		pthread_mutexattr_t ma;
+
+		pthread_mutexattr_init(&ma);
+		pthread_mutexattr_setprotocol(&ma, PTHREAD_PRIO_INHERIT);
+		pthread_mutex_init(&p->mu, &ma);
+		pthread_mutexattr_destroy(&ma);
+	}
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&p->cv, &ca);
@@ -222,6 +251,24 @@ int pacer_alloc(struct pacer **out, char **cause)
 	}
 	pthread_setname_np(p->thread, "rtp-pacer");
 	p->started = true;
+	/* Real-time priority, as media servers run their timing threads: on
+	 * two busy cores an ordinary thread can wait milliseconds for a CPU
+	 * after its wakeup, and that wait is send jitter. The thread sleeps
+	 * between slots and does a few microseconds of work per packet, so it
+	 * cannot starve the machine. Without the privilege it runs as an
+	 * ordinary thread, and says so. */
+	{
+		struct sched_param sp = {.sched_priority = PACE_RT_PRIORITY};
+		int rc = pthread_setschedparam(p->thread, SCHED_FIFO, &sp);
+
+		if (rc)
+			log_notice("RTP pacer without real-time priority (%s): "
+				   "send timing depends on the load",
+				   strerror(rc));
+		else
+			log_info("RTP pacer at real-time priority %d (SCHED_FIFO)",
+				 PACE_RT_PRIORITY);
+	}
 	*out = p;
 	return 0;
 }
@@ -248,14 +295,26 @@ void pacer_add(struct pacer *p, struct pace_stream *s, int fd,
 {
 	pthread_mutex_lock(&p->mu);
 	if (!s->listed) {
+		uint64_t now = mono_ns(), ms;
+
+		if (p->n == 0) {
+			/* A new wheel: its first slot is now. */
+			p->t0_ns = now;
+			p->next_ms = 0;
+		}
+		/* The first slot not yet served: within a millisecond. */
+		ms = (now - p->t0_ns) / SLOT_NS + 1;
+		if (ms < p->next_ms)
+			ms = p->next_ms;
 		s->fd = fd;
 		s->tx = *tx;
-		s->next_ns = mono_ns();
+		s->phase = (unsigned)(ms % SLOTS);
 		s->prev = NULL;
-		s->next = p->head;
-		if (p->head)
-			p->head->prev = s;
-		p->head = s;
+		s->next = p->slot[s->phase];
+		if (s->next)
+			s->next->prev = s;
+		p->slot[s->phase] = s;
+		p->slot_n[s->phase]++;
 		s->listed = true;
 		p->n++;
 		pthread_cond_signal(&p->cv);
@@ -270,11 +329,12 @@ void pacer_remove(struct pacer *p, struct pace_stream *s)
 		if (s->prev)
 			s->prev->next = s->next;
 		else
-			p->head = s->next;
+			p->slot[s->phase] = s->next;
 		if (s->next)
 			s->next->prev = s->prev;
 		s->prev = s->next = NULL;
 		s->listed = false;
+		p->slot_n[s->phase]--;
 		p->n--;
 	}
 	pthread_mutex_unlock(&p->mu);

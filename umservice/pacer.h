@@ -37,6 +37,9 @@
 /* A pacer that wakes later than this skips the slots it missed rather
  * than sending them in a burst. */
 #define PACE_CATCH_UP_NS (3 * PACE_PTIME_NS)
+/* SCHED_FIFO priority of the pacer thread when allowed (1-99; low: above
+ * every ordinary thread, below the kernel's own). */
+#define PACE_RT_PRIORITY 10
 
 struct pacer;
 
@@ -56,9 +59,9 @@ struct pace_stream {
 	socklen_t dest_len;
 	bool send;			/* a destination and not on hold */
 	struct rtp_tx tx;
-	uint64_t next_ns;		/* due time of the next slot */
+	unsigned phase;			/* its millisecond of the 20 ms cycle */
 	uint8_t silence;		/* the codec's zero, for underruns */
-	uint64_t sent, skipped_slots, late_slots, underruns;
+	uint64_t sent, skipped_slots, underruns;
 	struct pace_stream *prev, *next;
 	bool listed;
 };
