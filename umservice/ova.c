@@ -895,6 +895,7 @@ static void speak_envelope(struct ova *o)
 	timer_stop(o);
 	o->st = S_ENVELOPE;
 	say(o, p, 3);
+	process_keys(o);	/* keys typed ahead act on this message */
 }
 
 static void after_prompt(struct ova *o, const char *before)
@@ -918,6 +919,7 @@ static void play_audio(struct ova *o)
 	}
 	o->st = S_AUDIO;
 	media_play_at(o->media, o->audio, o->pos);
+	process_keys(o);
 }
 
 static void audio_loaded(struct ova *o, struct store_job *j, int err)
@@ -1538,6 +1540,22 @@ static void process_keys(struct ova *o)
 		enum ova_state st = o->st;
 		char key = o->keys[0];
 
+		if (st == S_INFO && o->saying && o->then) {
+			/* A key cuts a statement short ("Message deleted.",
+			 * "You have 2 new messages."): what follows it runs
+			 * now and gets the key. */
+			void (*then)(struct ova *) = o->then;
+
+			if (live(o))
+				media_play_stop(o->media);
+			drop_say(o);
+			o->gen++;
+			o->then = NULL;
+			o->st = S_IDLE;
+			if (then)
+				then(o);
+			continue;
+		}
 		if (!string_state(st) && !menu_state(st) && !message_state(st) &&
 		    st != S_GREET_REC)
 			return;	/* busy: the keys wait */

@@ -36,7 +36,7 @@ struct pacer {
 	size_t n;
 	uint64_t t0_ns;		/* the wheel's origin */
 	uint64_t next_ms;	/* next slot (ms since t0) not yet served */
-	uint64_t max_late_ns, slots;
+	uint64_t max_late_ns, slots, late1, late2;
 };
 
 static uint64_t mono_ns(void)
@@ -189,6 +189,8 @@ static void *run(void *arg)
 			if (p->slot_n[j]) {
 				if (late > p->max_late_ns)
 					p->max_late_ns = late;
+				p->late1 += late > 1000000;
+				p->late2 += late > 2000000;
 				for (struct pace_stream *s = p->slot[j]; s; s = s->next)
 					serve(s);
 				p->slots++;
@@ -285,6 +287,12 @@ void pacer_free(struct pacer *p)
 		pthread_join(p->thread, NULL);
 	if (p->n)
 		log_error("pacer freed with %zu streams still listed", p->n);
+	if (p->slots)
+		log_info("RTP pacer: %llu slots served, latest wakeup %.3f ms "
+			 "after its slot; wakeups > 1 ms late: %llu, > 2 ms: %llu",
+			 (unsigned long long)p->slots,
+			 (double)p->max_late_ns / 1e6,
+			 (unsigned long long)p->late1, (unsigned long long)p->late2);
 	pthread_cond_destroy(&p->cv);
 	pthread_mutex_destroy(&p->mu);
 	free(p);
