@@ -1043,11 +1043,12 @@ static void message_key(struct ova *o, char key)
 		break;
 	case '1':
 	case '3':
-		if (!len || o->st == S_ENVELOPE || (o->st == S_AFTER && key == '3'))
+		if (!len || o->st == S_ENVELOPE ||
+		    (o->st == S_AFTER && key == '3' && o->heard))
 			break;
 		if (o->st == S_AUDIO && live(o))
 			media_play_position(o->media, &o->pos);
-		else if (o->st == S_AFTER)
+		else if (o->st == S_AFTER && o->heard)
 			o->pos = len;	/* 1 after the end: its last 5 s */
 		if (key == '1')
 			o->pos = o->pos > skip ? o->pos - skip : 0;
@@ -1614,8 +1615,11 @@ static void timer_cb(uv_timer_t *t)
 	case T_SECOND_KEY:
 		if (o->pending == '0') {	/* a lone 0: help */
 			o->pending = 0;
-			if (live(o) && o->st == S_AUDIO)
+			if (live(o) && o->st == S_AUDIO) {
+				/* Keep the place: 0 0 5, 1 and 3 go on from it. */
+				media_play_position(o->media, &o->pos);
 				media_play_stop(o->media);
+			}
 			ask2(o, S_AFTER, NULL, P_HELP, P_AFTER);
 		} else if (o->pending == '1') {	/* 0 0 1: replay */
 			o->pending = 0;
