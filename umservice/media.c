@@ -672,7 +672,8 @@ int media_set_remote(struct media *m, const struct sdp_choice *c)
 		rtp_dtmf_rx_init(&m->dtmf, (uint8_t)(c->te_pt >= 0 ? c->te_pt : 101));
 	}
 	pacer_update(m->e->pacer, &m->pace,
-		     m->have_remote && !m->hold ? &m->remote : NULL,
+		     m->have_remote && !m->hold ? (struct sockaddr *)&m->remote
+						: NULL,
 		     m->family == AF_INET6 ? sizeof(struct sockaddr_in6)
 					   : sizeof(struct sockaddr_in),
 		     c->pt, m->alaw);

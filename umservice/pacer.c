@@ -349,12 +349,15 @@ void pacer_remove(struct pacer *p, struct pace_stream *s)
 }
 
 void pacer_update(struct pacer *p, struct pace_stream *s,
-		  const struct sockaddr_storage *dest, socklen_t dest_len,
-		  int pt, bool alaw)
+		  const struct sockaddr *dest, socklen_t dest_len, int pt,
+		  bool alaw)
 {
+	if (dest_len > sizeof s->dest)
+		dest = NULL;
 	pthread_mutex_lock(&p->mu);
 	if (dest) {
-		s->dest = *dest;
+		memset(&s->dest, 0, sizeof s->dest);
+		memcpy(&s->dest, dest, dest_len);
 		s->dest_len = dest_len;
 	}
 	s->send = dest != NULL;

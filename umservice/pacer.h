@@ -78,8 +78,8 @@ void pacer_remove(struct pacer *p, struct pace_stream *s);
 /* New destination, payload type or hold state (re-INVITE). dest NULL:
  * nothing is sent. */
 void pacer_update(struct pacer *p, struct pace_stream *s,
-		  const struct sockaddr_storage *dest, socklen_t dest_len,
-		  int pt, bool alaw);
+		  const struct sockaddr *dest, socklen_t dest_len, int pt,
+		  bool alaw);
 /* A copy of the stream's sender state (RTCP sender reports). */
 void pacer_tx(struct pacer *p, const struct pace_stream *s,
 	      struct rtp_tx *out, uint64_t *sent);
