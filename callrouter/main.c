@@ -132,7 +132,8 @@ static int apply_settings(struct router *r, char **cause);
 /* ConfigChanged from umctl (or SIGHUP): reread our settings, rebind, and
  * tell every UM service instance so that it rereads its own. */
 static unsigned config_changed(struct router *r, const char *object,
-			       const char *why, char **failure)
+			       const char *drop_gw, const char *why,
+			       char **failure)
 {
 	Openum__Envelope env;
 	Openum__ConfigChanged cc = OPENUM__CONFIG_CHANGED__INIT;
@@ -153,6 +154,11 @@ static unsigned config_changed(struct router *r, const char *object,
 	ipc_envelope_init(&env);
 	cc.object = (char *)(object ? object : "");
 	cc.reason = (char *)why;
+	if (drop_gw && *drop_gw) {
+		log_notice("UM IP gateway %s disabled with --drop-calls: the UM "
+			   "service instances end its calls", drop_gw);
+		cc.drop_calls_gateway = (char *)drop_gw;
+	}
 	env.body_case = OPENUM__ENVELOPE__BODY_CONFIG_CHANGED;
 	env.config_changed = &cc;
 	for (size_t i = 0; i < reg_count(r->reg); i++) {
@@ -240,7 +246,9 @@ static void peer_recv(struct ipc_conn *c, const Openum__Envelope *env,
 		char *failure = NULL;
 
 		ca.instances_notified = config_changed(
-			r, env->config_changed->object, "umctl", &failure);
+			r, env->config_changed->object,
+			env->config_changed->drop_calls_gateway, "umctl",
+			&failure);
 		if (failure) {
 			/* Saved, but not in effect: say so rather than
 			 * confirming (the previous listeners were kept). */
@@ -410,7 +418,7 @@ static void router_stop(void *arg, const char *why)
 
 static void router_reload(void *arg)
 {
-	config_changed(arg, NULL, "SIGHUP", NULL);
+	config_changed(arg, NULL, NULL, "SIGHUP", NULL);
 }
 
 static void close_ipc_peers(struct router *r)

@@ -578,6 +578,10 @@ static const struct dir_field gateway_fields[] = {
 	BOOLF("message-waiting-indicator-allowed",
 	      "MessageWaitingIndicatorAllowed", "mwi_allowed", "true",
 	      "message-waiting NOTIFYs are sent through it"),
+	{.param = "drop-calls", .label = "DropCalls", .kind = DIR_KIND_ACTION,
+	 .flags = DIR_FF_SET,
+	 .help = "with --status Disabled: end the calls in progress through "
+		 "the gateway now (BYE) instead of letting them finish"},
 };
 
 static const struct dir_field dialplan_fields[] = {
@@ -1468,6 +1472,7 @@ struct op {
 	char *pin;                    /* new PIN in clear: given or generated */
 	bool pin_generated;
 	bool unlock;
+	bool drop_calls;
 };
 
 _Static_assert(NF(mailbox_fields) <= DIR_MAX_FIELDS &&
@@ -1727,7 +1732,10 @@ static int op_apply(struct op *op, const struct dir_param *params, size_t n,
 		if (f->kind == DIR_KIND_SECRET) {
 			op->pin = canon;
 		} else if (f->kind == DIR_KIND_ACTION) {
-			op->unlock = is_true(canon);
+			if (!strcmp(f->param, "drop-calls"))
+				op->drop_calls = is_true(canon);
+			else
+				op->unlock = is_true(canon);
 			free(canon);
 		} else {
 			free(op->val[i]);
@@ -1964,6 +1972,13 @@ static int check_gateway(struct op *op, char **cause)
 {
 	int ai = fidx(op->ot, "address"), fi = fidx(op->ot, "ip-address-family");
 	const char *addr = op->val[ai], *af = op->val[fi];
+	const char *status = op->val[fidx(op->ot, "status")];
+
+	if (op->drop_calls && strcmp(status, "Disabled") != 0) {
+		cause_first(cause, "--drop-calls: only with --status Disabled "
+				 "(the gateway's Status would be %s)", status);
+		return EINVAL;
+	}
 	bool v6 = dir_check_ipv6(addr) == 0, v4 = dir_check_ipv4(addr) == 0;
 	bool name_af = op->given[fi] && !op->given[ai];
 

@@ -285,7 +285,8 @@ int ctl_ipc_status(const char *sock_path, Openum__StatusReply **out,
 
 /* ConfigChanged{object} → ConfigApplied; see ctl_ipc.h. */
 int ctl_ipc_config_changed(const char *sock_path, const char *object,
-			   unsigned *notified, char **cause)
+			   const char *drop_gw, unsigned *notified,
+			   char **cause)
 {
 	Openum__ConfigChanged cc = OPENUM__CONFIG_CHANGED__INIT;
 	Openum__Envelope req, *env = NULL;
@@ -294,6 +295,8 @@ int ctl_ipc_config_changed(const char *sock_path, const char *object,
 	if (!object || !*object)
 		return EINVAL;
 	cc.object = (char *)object;
+	if (drop_gw)
+		cc.drop_calls_gateway = (char *)drop_gw;
 	ipc_envelope_init(&req);
 	req.body_case = OPENUM__ENVELOPE__BODY_CONFIG_CHANGED;
 	req.config_changed = &cc;

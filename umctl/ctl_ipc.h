@@ -28,8 +28,10 @@ int ctl_ipc_status(const char *sock_path, Openum__StatusReply **out,
 
 /* Tells the router that directory object `object` ("umservice",
  * "umipgateway", ...) changed; on success *notified (if not NULL) is the
- * number of UM service instances the router passed the change on to. */
+ * number of UM service instances the router passed the change on to.
+ * drop_gw (or NULL): the UM IP gateway whose calls in progress end now. */
 int ctl_ipc_config_changed(const char *sock_path, const char *object,
-			   unsigned *notified, char **cause);
+			   const char *drop_gw, unsigned *notified,
+			   char **cause);
 
 #endif

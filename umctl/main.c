@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <strings.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -69,7 +70,17 @@ static int notify_router(const struct ctl_args *a, const char *sock)
 	const struct dir_objtype *ot = dir_objtype_get(a->verb->type);
 	unsigned notified = 0;
 	char *cause = NULL;
-	int err = ctl_ipc_config_changed(sock, ot->noun, &notified, &cause);
+	const char *drop = NULL;
+	int err;
+
+	for (size_t i = 0; i < a->nparams; i++) {
+		bool on = false;
+
+		if (!strcasecmp(a->params[i].name, "drop-calls") &&
+		    dir_parse_bool(a->params[i].value, &on) == 0 && on)
+			drop = a->identity;
+	}
+	err = ctl_ipc_config_changed(sock, ot->noun, drop, &notified, &cause);
 
 	if (err == ENOENT || err == ECONNREFUSED) {
 		fprintf(stderr, "umctl: saved; umcallrouter is not running, "

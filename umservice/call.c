@@ -93,6 +93,7 @@ struct call {
 	char peer[NETADDR_STRLEN];
 	char contact[300];
 	char mailbox[21], dialplan[DIR_NAME_MAX + 1], display[160];
+	char gateway[DIR_NAME_MAX + 1];	/* the UM IP gateway it came through */
 	char caller[129], caller_name[129];
 	unsigned idle_ms, max_ms;
 	unsigned session_expires;	/* RFC 4028 interval (s), 0 = none */
@@ -865,6 +866,7 @@ static int admit(struct call *c, const sip_t *sip, const struct sockaddr *src,
 		*phrase = "Service Unavailable (gateway not enabled)";
 		return 503;
 	}
+	snprintf(c->gateway, sizeof c->gateway, "%s", gw->name);
 	if (params && url_param(params, "umtoken", hex, sizeof hex) > 0) {
 		uint8_t tok[TOKEN_LEN];
 		struct token_ctx ctx;
@@ -1171,6 +1173,25 @@ void call_agent_gone(struct call_env *env, nta_agent_t *agent)
 			call_unref(c);
 		}
 	}
+}
+
+/* See the header. */
+unsigned call_drop_gateway(struct call_env *env, const char *gateway)
+{
+	struct call *c = env->calls, *next;
+	unsigned n = 0;
+
+	for (; c; c = next) {
+		next = c->next;
+		if (c->cs == CS_ENDED || strcasecmp(c->gateway, gateway) != 0)
+			continue;
+		log_notice("Call-ID %s from %s: gateway %s disabled with "
+			   "--drop-calls: ending the call", c->call_id, c->peer,
+			   gateway);
+		call_end(c, "gateway disabled (--drop-calls)", true);
+		n++;
+	}
+	return n;
 }
 
 /* See the header. */

@@ -61,6 +61,9 @@ void call_invite(struct call_env *env, nta_agent_t *agent, nta_incoming_t *irq,
 void call_agent_gone(struct call_env *env, nta_agent_t *agent);
 /* Ends every call (service stopping): BYE sent, messages finished. */
 void call_end_all(struct call_env *env);
+/* Ends the calls that came through UM IP gateway `gateway` (BYE; a message
+ * being recorded is kept); returns how many. */
+unsigned call_drop_gateway(struct call_env *env, const char *gateway);
 /* The fixed prompts, for pre-synthesis at start-up (NULL-terminated). */
 extern const char *const call_prompts[];
 

@@ -218,6 +218,16 @@ static void link_recv(void *arg, const Openum__Envelope *env)
 	case OPENUM__ENVELOPE__BODY_CONFIG_CHANGED:
 		reload(s, env->config_changed->object && *env->config_changed->object
 				  ? env->config_changed->object : "router");
+		if (env->config_changed->drop_calls_gateway &&
+		    *env->config_changed->drop_calls_gateway) {
+			unsigned n = call_drop_gateway(
+				&s->env, env->config_changed->drop_calls_gateway);
+
+			log_notice("UM IP gateway %s disabled with --drop-calls: "
+				   "%u call%s ended",
+				   env->config_changed->drop_calls_gateway, n,
+				   n == 1 ? "" : "s");
+		}
 		break;
 	default:
 		log_debug("ignoring %s from the router",

@@ -830,16 +830,16 @@ int test_ctl_ipc_status(void)
 	UT_ASSERT_INT(r->instances[0]->active_calls, 2);
 	openum__status_reply__free_unpacked(r, NULL);
 
-	UT_ASSERT_INT(ctl_ipc_config_changed(fx.path, "umipgateway", &notified,
+	UT_ASSERT_INT(ctl_ipc_config_changed(fx.path, "umipgateway", NULL, &notified,
 					     &cause), 0);
 	UT_ASSERT_INT(notified, 3);
-	UT_ASSERT_INT(ctl_ipc_config_changed(fx.path, "umservice", NULL, NULL), 0);
+	UT_ASSERT_INT(ctl_ipc_config_changed(fx.path, "umservice", NULL, NULL, NULL), 0);
 
-	UT_ASSERT_INT(ctl_ipc_config_changed(fx.path, "refuse", &notified,
+	UT_ASSERT_INT(ctl_ipc_config_changed(fx.path, "refuse", NULL, &notified,
 					     &cause), EPROTO);
 	UT_ASSERT(cause && strstr(cause, "object refuse is read-only"));
 	free(cause);
-	UT_ASSERT_INT(ctl_ipc_config_changed(fx.path, "", &notified, NULL), EINVAL);
+	UT_ASSERT_INT(ctl_ipc_config_changed(fx.path, "", NULL, &notified, NULL), EINVAL);
 
 	uv_async_send(&fx.stop);
 	UT_ASSERT_INT(pthread_join(th, NULL), 0);
@@ -867,7 +867,7 @@ int test_ctl_ipc_no_router(void)
 	UT_ASSERT(cause && strstr(cause, missing));
 	free(cause);
 	cause = NULL;
-	UT_ASSERT_INT(ctl_ipc_config_changed(stale, "umservice", NULL, &cause),
+	UT_ASSERT_INT(ctl_ipc_config_changed(stale, "umservice", NULL, NULL, &cause),
 		      ECONNREFUSED);
 	UT_ASSERT(cause != NULL);
 	free(cause);
@@ -890,7 +890,7 @@ int test_ctl_ipc_timeout(void)
 	UT_ASSERT_INT(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
 	UT_ASSERT_INT(listen(fd, 4), 0);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	UT_ASSERT_INT(ctl_ipc_config_changed(sa.sun_path, "umservice", &notified,
+	UT_ASSERT_INT(ctl_ipc_config_changed(sa.sun_path, "umservice", NULL, &notified,
 					     &cause), ETIMEDOUT);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
