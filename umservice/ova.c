@@ -359,14 +359,17 @@ static void say_mixed(struct ova *o, const char *const *texts,
 	o->n_items = n;
 	o->saying = true;
 	for (unsigned i = 0; i < n; i++) {
+		/* tts_cached() gives a reference of its own; a tone is ours
+		 * to reference. */
 		struct audio_buf *b = texts[i] ? tts_cached(o->env->tts, texts[i])
-				      : bufs ? bufs[i] : NULL;
+				      : bufs && bufs[i] ? audio_buf_ref(bufs[i])
+							: NULL;
 		struct say_req *r;
 
 		o->item[i].buf = NULL;
 		o->item[i].ready = false;
 		if (b || !texts[i]) {
-			o->item[i].buf = b ? audio_buf_ref(b) : NULL;
+			o->item[i].buf = b;
 			o->item[i].ready = true;
 			continue;
 		}

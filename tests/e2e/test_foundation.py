@@ -606,11 +606,21 @@ def test_options_headers_and_errors(running, who):
 
 
 def test_idle_cpu(running):
+    """Once its start-up work is done (umservice synthesises its ~40 fixed
+    prompts on its TTS thread, slowly under sanitizers), a process with
+    nothing to do uses no CPU: some 3 s window within 15 s must show
+    < 0.05 CPU s for each daemon; a poller never gets there."""
     env = running
     router, service = env.daemons
     time.sleep(0.5)
-    before = {d.name: proc_cpu_seconds(d.pid) for d in (router, service)}
-    time.sleep(3.0)
-    after = {d.name: proc_cpu_seconds(d.pid) for d in (router, service)}
-    used = {k: round(after[k] - before[k], 3) for k in before}
-    assert all(v < 0.05 for v in used.values()), f"CPU seconds used in 3 s idle: {used}"
+    windows = []
+    for _ in range(5):
+        before = {d.name: proc_cpu_seconds(d.pid) for d in (router, service)}
+        time.sleep(3.0)
+        after = {d.name: proc_cpu_seconds(d.pid) for d in (router, service)}
+        used = {k: round(after[k] - before[k], 3) for k in before}
+        windows.append(used)
+        if all(v < 0.05 for v in used.values()):
+            break
+    assert all(v < 0.05 for v in windows[-1].values()), \
+        f"CPU seconds used in each 3 s idle window: {windows}"
