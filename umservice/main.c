@@ -331,6 +331,9 @@ static int apply_settings(struct service *s, char **cause)
 			return err;
 		rtab_free(s->tab);
 		s->tab = t;
+		/* Exchange event 1175, at start and on every change (gateways
+		 * given by FQDN: again once they are resolved). */
+		rtab_log_shared_addresses(t);
 		if (dir_router_settings_get(s->dir, &rs) != 0)
 			rs.dns_servers[0] = '\0';
 		else if (gwres_configure(s->gwres, rs.dns_servers, NULL) != 0)

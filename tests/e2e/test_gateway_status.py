@@ -1,10 +1,12 @@
-"""Gateway status and calls in progress (issue 6, "Gateway status"):
+"""Gateway status and calls in progress (issue 6, "Gateway status"), and
+the warning for two gateways at one address (issue 6, Exchange event 1175):
 `umctl set-umipgateway --status Disabled --drop-calls` ends the calls in
 progress through that gateway with a BYE from umservice, keeping what was
 recorded; `--status Disabled` alone lets them finish; `--drop-calls` without
 Disabled is refused by umctl."""
 
 import json
+import re
 import time
 
 import audio
@@ -109,5 +111,34 @@ def test_disable_without_drop_lets_calls_finish(tmp_path):
     finally:
         if b:
             b.stop()
+        problems = env.stop_all()
+        assert not problems, problems
+
+
+def test_two_gateways_at_one_address_warned(tmp_path):
+    """Both daemons warn (event 1175) when two UM IP gateways share an
+    address: at start, and again when a change creates the pair."""
+    env = Env(tmp_path)
+    try:
+        env.umctl_ok("new-umipgateway", "--name", "pbx-a", "--address",
+                     "127.0.0.5")
+        env.umctl_ok("new-umipgateway", "--name", "pbx-b", "--address",
+                     "127.0.0.5")
+        router = env.start_router()
+        service = env.start_service()
+        want = "event 1175: UM IP gateways pbx-a and pbx-b both resolve to 127.0.0.5"
+        for d in (router, service):
+            wait_for(lambda: want in d.log(), 5, 0.05, f"{d.name} to warn")
+        # A change that creates a new pair is warned about on the change.
+        env.umctl_ok("new-umipgateway", "--name", "pbx-c", "--address",
+                     "127.0.0.6")
+        env.umctl_ok("set-umipgateway", "--identity", "pbx-c", "--address",
+                     "127.0.0.5")
+        pair = re.compile(r"event 1175: UM IP gateways pbx-[ab] and pbx-c "
+                          r"both resolve to 127\.0\.0\.5")
+        for d in (router, service):
+            wait_for(lambda: pair.search(d.log()), 5, 0.05,
+                     f"{d.name} to warn about pbx-c")
+    finally:
         problems = env.stop_all()
         assert not problems, problems
