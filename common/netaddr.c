@@ -2,6 +2,7 @@
 #include "common/netaddr.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -77,4 +78,19 @@ bool netaddr_same_host(const struct sockaddr *a, const struct sockaddr *b)
 			      &((const struct sockaddr_in6 *)b)->sin6_addr,
 			      sizeof(struct in6_addr)) == 0;
 	return false;
+}
+
+/* See the header. */
+int netaddr_literal(const char *s, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof *ss);
+	if (inet_pton(AF_INET, s, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
+		ss->ss_family = AF_INET;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, s, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
+		ss->ss_family = AF_INET6;
+		return 0;
+	}
+	return EINVAL;
 }

@@ -17,5 +17,8 @@ unsigned netaddr_port(const struct sockaddr *sa);
 /* Same family and address (ports ignored). IPv4-mapped IPv6 addresses are
  * compared as the IPv4 address they carry. */
 bool netaddr_same_host(const struct sockaddr *a, const struct sockaddr *b);
+/* An IPv4 or IPv6 literal (no brackets) into *ss, port 0; EINVAL for
+ * anything else (an FQDN). */
+int netaddr_literal(const char *s, struct sockaddr_storage *ss);
 
 #endif

@@ -49,20 +49,6 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int literal_addr(const char *s, struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof *ss);
-	if (inet_pton(AF_INET, s, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
-		ss->ss_family = AF_INET;
-		return 0;
-	}
-	if (inet_pton(AF_INET6, s, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
-		ss->ss_family = AF_INET6;
-		return 0;
-	}
-	return EINVAL;
-}
-
 static int load_mailboxes(struct rtab *t, struct dir *d)
 {
 	size_t cap = 0;
@@ -151,7 +137,7 @@ int rtab_build(struct rtab **out, struct dir *d, char **cause)
 		struct sockaddr_storage ss;
 
 		w->d = g[i];
-		if (literal_addr(g[i].address, &ss) == 0) {
+		if (netaddr_literal(g[i].address, &ss) == 0) {
 			if (family_allowed(g[i].af, ss.ss_family))
 				w->addr[w->n_addr++] = ss;
 		} else {

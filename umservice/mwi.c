@@ -827,20 +827,6 @@ static void resolved(void *arg, int err, const struct resolver_addr *addrs,
 	pump(m);
 }
 
-static int literal_addr(const char *s, struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof *ss);
-	if (inet_pton(AF_INET, s, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
-		ss->ss_family = AF_INET;
-		return 0;
-	}
-	if (inet_pton(AF_INET6, s, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
-		ss->ss_family = AF_INET6;
-		return 0;
-	}
-	return EINVAL;
-}
-
 /* Starts a round: the gateway as the current snapshot has it (it may have
  * been changed or removed since the counts were read), its addresses, the
  * first NOTIFY. */
@@ -878,7 +864,7 @@ static void start_round(struct target *tg)
 	tg->port = gw->port;
 	tg->n_addr = tg->at = 0;
 	snprintf(tg->dest, sizeof tg->dest, "%s", gw->address);
-	if (literal_addr(gw->address, &ss) == 0) {
+	if (netaddr_literal(gw->address, &ss) == 0) {
 		add_addr(tg, gw->af, &ss);
 		if (tg->n_addr) {
 			send_next(tg);
