@@ -17,7 +17,6 @@ state directory, ports and daemons; each test waits for its case's outcome
 and reports it. Run with:  /usr/bin/python3 -m pytest tests/e2e/test_deposit.py
 """
 
-import concurrent.futures
 import datetime
 import random
 import re
@@ -26,16 +25,15 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import tempfile
 import threading
 import time
-import traceback
 from pathlib import Path
 
 import pytest
 
 import audio
+import campaign as camp
 from baresip import Baresip
 from conftest import LOOPBACK, SIPP, SIPP_DIR, Env, free_port, hostport, wait_for
 import uac
@@ -67,11 +65,7 @@ CASES = {}
 PORTS = threading.Lock()
 
 
-def case(name):
-    def deco(fn):
-        CASES[name] = fn
-        return fn
-    return deco
+case = camp.case_decorator(CASES)
 
 
 class Ctx:
@@ -88,6 +82,9 @@ class Ctx:
         self.error = None
         self.problems = []
         self.notes = []
+
+    def note(self, text):
+        self.notes.append(f"[{self.name}] {text}")
 
     def start(self):
         env = self.env
@@ -137,77 +134,11 @@ class Ctx:
         return "\n".join(out)
 
 
-def _run_case(name):
-    ctx = Ctx(name)
-    ok = False
-    try:
-        CASES[name](ctx)
-        ok = True
-    except BaseException as e:          # reported by the test
-        ctx.error = e
-    finally:
-        try:
-            ctx.close(ok)
-        except BaseException as e:
-            ctx.problems.append(f"cleanup failed: {e!r}\n{traceback.format_exc()}")
-    return ctx
-
-
-class Campaign:
-    def __init__(self):
-        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=WORKERS)
-        self.futures = {}
-        self.lock = threading.Lock()
-
-    def submit(self, name):
-        with self.lock:
-            if name not in self.futures:
-                self.futures[name] = self.pool.submit(_run_case, name)
-            return self.futures[name]
-
-    def check(self, request, name):
-        fut = self.submit(name)
-        try:
-            ctx = fut.result(timeout=CASE_TIMEOUT)
-        except concurrent.futures.TimeoutError:
-            pytest.fail(f"case {name} did not finish within {CASE_TIMEOUT} s")
-        request.node._openum_env = ctx.env
-        for n in ctx.notes:
-            print(n)
-        if ctx.error is not None:
-            rep = ctx.peer_report()
-            if rep:
-                print(rep)
-            if ctx.problems:
-                print("also:", "\n".join(ctx.problems))
-            print(f"[kept {ctx.base} for inspection]")
-            raise ctx.error
-        if ctx.problems:
-            print(f"[kept {ctx.base} for inspection]")
-            pytest.fail("processes did not stop cleanly:\n" + "\n".join(ctx.problems),
-                        pytrace=False)
-        return ctx
-
-
 @pytest.fixture(scope="module")
 def campaign(request):
     """Starts every selected case in the background (longest first)."""
-    # The scripted UA's RTP sender is a Python thread: hand the GIL around
-    # often so that it stays on its 20 ms schedule while other cases analyse.
-    old_switch = sys.getswitchinterval()
-    sys.setswitchinterval(0.0005)
-    c = Campaign()
-    names = []
-    for item in request.session.items:
-        cs = getattr(item, "callspec", None)
-        if item.module is request.module and cs is not None and "case" in cs.params:
-            names.append(cs.params["case"])
-    order = {n: i for i, n in enumerate(LONGEST_FIRST)}
-    for n in sorted(set(names), key=lambda n: order.get(n, len(order))):
-        c.submit(n)
-    yield c
-    c.pool.shutdown(wait=True, cancel_futures=True)
-    sys.setswitchinterval(old_switch)
+    yield from camp.run(request, camp.Campaign(CASES, Ctx, WORKERS, CASE_TIMEOUT),
+                        LONGEST_FIRST)
 
 
 # --------------------------------------------------------------------------

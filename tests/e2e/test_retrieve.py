@@ -39,16 +39,15 @@ import os
 import re
 import shutil
 import struct
-import sys
 import tempfile
 import threading
 import time
-import traceback
 from pathlib import Path
 
 import pytest
 
 import audio
+import campaign as camp
 import test_deposit as dep
 import uac
 from baresip import Baresip
@@ -90,11 +89,7 @@ CASES = {}
 PORTS = threading.Lock()   # free_port() and baresip's port blocks
 
 
-def case(name):
-    def deco(fn):
-        CASES[name] = fn
-        return fn
-    return deco
+case = camp.case_decorator(CASES)
 
 
 # --------------------------------------------------------------------------
@@ -178,81 +173,11 @@ class Ctx:
         return "\n".join(out)
 
 
-def _run_case(name, delay=0.0):
-    # the starts are spread: 13 umservices synthesising their prompts at
-    # once on 2 vCPUs delay everything else by seconds
-    time.sleep(delay)
-    ctx = Ctx(name)
-    ok = False
-    t0 = time.monotonic()
-    try:
-        CASES[name](ctx)
-        ok = True
-    except BaseException as e:
-        ctx.error = e
-    finally:
-        ctx.note(f"took {time.monotonic() - t0:.0f} s")
-        try:
-            ctx.close(ok)
-        except BaseException as e:
-            ctx.problems.append(f"cleanup failed: {e!r}\n{traceback.format_exc()}")
-    return ctx
-
-
-class Campaign:
-    def __init__(self):
-        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=WORKERS)
-        self.futures = {}
-        self.lock = threading.Lock()
-
-    def submit(self, name):
-        with self.lock:
-            if name not in self.futures:
-                self.futures[name] = self.pool.submit(_run_case, name,
-                                                      START_GAP * len(self.futures))
-            return self.futures[name]
-
-    def check(self, request, name):
-        fut = self.submit(name)
-        try:
-            ctx = fut.result(timeout=CASE_TIMEOUT)
-        except concurrent.futures.TimeoutError:
-            pytest.fail(f"case {name} did not finish within {CASE_TIMEOUT} s")
-        request.node._openum_env = ctx.env
-        for n in ctx.notes:
-            print(n)
-        if ctx.error is not None:
-            rep = ctx.peer_report()
-            if rep:
-                print(rep)
-            if ctx.problems:
-                print("also:", "\n".join(ctx.problems))
-            print(f"[kept {ctx.base} for inspection]")
-            raise ctx.error
-        if ctx.problems:
-            print(f"[kept {ctx.base} for inspection]")
-            pytest.fail("processes did not stop cleanly:\n" + "\n".join(ctx.problems),
-                        pytrace=False)
-        return ctx
-
-
 @pytest.fixture(scope="module")
 def campaign(request):
     """Starts every selected case in the background (longest first)."""
-    old_switch = sys.getswitchinterval()
-    sys.setswitchinterval(0.0005)      # the scripted UA's RTP sender keeps its pace
-    c = Campaign()
-    names = []
-    for item in request.session.items:
-        cs = getattr(item, "callspec", None)
-        if item.module is request.module and cs is not None and "case" in cs.params:
-            names.append(cs.params["case"])
-    order = {n: i for i, n in enumerate(LONGEST_FIRST)}
-    for n in sorted(set(names), key=lambda n: order.get(n, len(order))):
-        c.submit(n)
-    yield c
-    c.pool.shutdown(wait=True, cancel_futures=True)
-    sys.setswitchinterval(old_switch)
+    yield from camp.run(request, camp.Campaign(CASES, Ctx, WORKERS, CASE_TIMEOUT,
+                                               START_GAP), LONGEST_FIRST)
 
 
 # --------------------------------------------------------------------------

@@ -42,14 +42,12 @@ import datetime
 import random
 import re
 import struct
-import sys
-import threading
 import time
-import traceback
 
 import pytest
 
 import audio
+import campaign as camp
 import test_mwi as mwi
 import test_retrieve as ova
 from conftest import free_port, hostport, wait_for
@@ -69,94 +67,23 @@ SETTLE = 2.0              # no other NOTIFY may follow within this (coalescing +
 CASES = {}
 
 
-def case(name):
-    def deco(fn):
-        CASES[name] = fn
-        return fn
-    return deco
-
-
-def _run_case(name, delay=0.0):
-    time.sleep(delay)
-    ctx = ova.Ctx(name)
-    ok = False
-    t0 = time.monotonic()
-    try:
-        CASES[name](ctx)
-        ok = True
-    except BaseException as e:
-        ctx.error = e
-        ctx.note(traceback.format_exc(limit=3).splitlines()[-1])
-    finally:
-        ctx.note(f"took {time.monotonic() - t0:.0f} s")
-        try:
-            ctx.close(ok)
-        except BaseException as e:
-            ctx.problems.append(f"cleanup failed: {e!r}\n{traceback.format_exc()}")
-    return ctx
-
-
-class Campaign(ova.Campaign):
-    def __init__(self, workers):
-        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
-        self.futures = {}
-        self.lock = threading.Lock()
-
-    def submit(self, name):
-        with self.lock:
-            if name not in self.futures:
-                self.futures[name] = self.pool.submit(_run_case, name,
-                                                      START_GAP * len(self.futures))
-            return self.futures[name]
-
-    def check(self, request, name):
-        fut = self.submit(name)
-        try:
-            ctx = fut.result(timeout=CASE_TIMEOUT)
-        except concurrent.futures.TimeoutError:
-            pytest.fail(f"case {name} did not finish within {CASE_TIMEOUT} s")
-        request.node._openum_env = ctx.env
-        for n in ctx.notes:
-            print(n)
-        if ctx.error is not None:
-            rep = ctx.peer_report()
-            if rep:
-                print(rep)
-            for p in ctx.peers:
-                if isinstance(p, mwi.GatewayUas):
-                    print(p.report())
-            if ctx.problems:
-                print("also:", "\n".join(ctx.problems))
-            print(f"[kept {ctx.base} for inspection]")
-            raise ctx.error
-        if ctx.problems:
-            print(f"[kept {ctx.base} for inspection]")
-            pytest.fail("processes did not stop cleanly:\n" + "\n".join(ctx.problems),
-                        pytrace=False)
-        return ctx
+case = camp.case_decorator(CASES)
 
 
 LONGEST_FIRST = ["mwi-by-phone-v4v6", "help-envelope-v4", "dtmf-flood-v4",
                  "dtmf-flood-baresip-v6"]
 
 
+def _gateway_reports(ctx):
+    return "\n".join(p.report() for p in ctx.peers if isinstance(p, mwi.GatewayUas))
+
+
 @pytest.fixture(scope="module")
 def campaign(request):
     """Starts every selected case in the background (longest first)."""
-    old_switch = sys.getswitchinterval()
-    sys.setswitchinterval(0.0005)      # the scripted UA's RTP sender keeps its pace
-    names = []
-    for item in request.session.items:
-        cs = getattr(item, "callspec", None)
-        if item.module is request.module and cs is not None and "case" in cs.params:
-            names.append(cs.params["case"])
-    c = Campaign(max(1, len(set(names))))
-    order = {n: i for i, n in enumerate(LONGEST_FIRST)}
-    for n in sorted(set(names), key=lambda n: order.get(n, len(order))):
-        c.submit(n)
-    yield c
-    c.pool.shutdown(wait=True, cancel_futures=True)
-    sys.setswitchinterval(old_switch)
+    yield from camp.run(request, camp.Campaign(CASES, ova.Ctx, None, CASE_TIMEOUT,
+                                               START_GAP, _gateway_reports),
+                        LONGEST_FIRST)
 
 
 # --------------------------------------------------------------------------
