@@ -536,6 +536,16 @@ static const struct dir_field service_fields[] = {
 	 .max = 254, .validate = v_fqdn_opt, .def = "", .flags = RW,
 	 .help = "host name put in Contact headers instead of an address",
 	 .allowed = "empty or a host name (RFC 1123)"},
+	INTF("bad-address-interval", "BadAddressInterval",
+	     "bad_address_interval", 1, 86400, "300",
+	     "seconds a gateway address that did not connect is skipped"),
+	INTF("outbound-stagger", "OutboundStagger", "outbound_stagger", 10,
+	     5000, "250",
+	     "milliseconds before the next address of a gateway is tried "
+	     "while the previous one has not connected"),
+	INTF("gateway-ping-interval", "GatewayPingInterval",
+	     "gateway_ping_interval", 5, 3600, "60",
+	     "seconds between SIP OPTIONS to each enabled gateway"),
 };
 
 static const struct dir_field router_fields[] = {
@@ -850,6 +860,13 @@ static const char *const migrations[] = {
 	" pin_hash TEXT NOT NULL,"
 	" set_unix INTEGER NOT NULL);"
 	"CREATE INDEX pin_history_mailbox ON mailbox_pin_history(mailbox_id);",
+	/* 1 -> 2: the outbound connection policy and gateway health */
+	"ALTER TABLE service_settings ADD COLUMN"
+	" bad_address_interval INTEGER NOT NULL DEFAULT 300;"
+	"ALTER TABLE service_settings ADD COLUMN"
+	" outbound_stagger INTEGER NOT NULL DEFAULT 250;"
+	"ALTER TABLE service_settings ADD COLUMN"
+	" gateway_ping_interval INTEGER NOT NULL DEFAULT 60;",
 };
 
 _Static_assert(NF(migrations) == DIR_SCHEMA_VERSION,
@@ -1075,7 +1092,9 @@ int dir_service_settings_get(struct dir *d, struct dir_service_settings *out)
 			  "SELECT ip_address_family,"
 			  " ip_address_family_configurable, max_calls_allowed,"
 			  " sip_tcp_listening_port, sip_tls_listening_port,"
-			  " um_startup_mode, external_host_fqdn"
+			  " um_startup_mode, external_host_fqdn,"
+			  " bad_address_interval, outbound_stagger,"
+			  " gateway_ping_interval"
 			  " FROM service_settings WHERE id = 1",
 			  NULL);
 	if (err)
@@ -1093,6 +1112,9 @@ int dir_service_settings_get(struct dir *d, struct dir_service_settings *out)
 	out->startup_mode =
 		(enum dir_startup_mode)enum_col(st, 5, startup_values);
 	copy_col(out->fqdn, sizeof out->fqdn, st, 6);
+	out->bad_address_interval_s = (unsigned)sqlite3_column_int(st, 7);
+	out->outbound_stagger_ms = (unsigned)sqlite3_column_int(st, 8);
+	out->gateway_ping_interval_s = (unsigned)sqlite3_column_int(st, 9);
 out:
 	sqlite3_finalize(st);
 	return err;

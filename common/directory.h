@@ -12,7 +12,7 @@
 struct dir;
 
 /* The schema version this build writes (PRAGMA user_version). */
-#define DIR_SCHEMA_VERSION 1
+#define DIR_SCHEMA_VERSION 2
 /* Exchange: at most 200 UM IP gateways per dial plan. */
 #define DIR_MAX_GATEWAYS_PER_DIALPLAN 200
 #define DIR_NAME_MAX 64
@@ -36,6 +36,9 @@ struct dir_service_settings {
 	unsigned sip_tcp_port, sip_tls_port; /* SipTcp/SipTlsListeningPort */
 	enum dir_startup_mode startup_mode; /* UMStartupMode */
 	char fqdn[256];                     /* ExternalHostFqdn, "" = none */
+	unsigned bad_address_interval_s;    /* BadAddressInterval */
+	unsigned outbound_stagger_ms;       /* OutboundStagger */
+	unsigned gateway_ping_interval_s;   /* GatewayPingInterval */
 };
 
 struct dir_router_settings {

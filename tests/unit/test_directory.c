@@ -859,12 +859,37 @@ int test_dir_schema_version(void)
 	dir_close(d);
 	UT_ASSERT_INT(raw_int("PRAGMA user_version"), DIR_SCHEMA_VERSION);
 	UT_ASSERT_INT(raw_exec("PRAGMA user_version = 99"), SQLITE_OK);
+	d = NULL;
 	UT_ASSERT_INT(dir_open(&d, dbpath, DIR_OPEN_CREATE, NULL, &cause),
 		      ENOTSUP);
 	UT_ASSERT(cause && strstr(cause, "schema version 99"));
 	free(cause);
 	cause = NULL;
 	UT_ASSERT_INT(raw_int("PRAGMA user_version"), 99); /* left alone */
+
+	/* A version 1 directory (before the outbound policy's settings) is
+	 * migrated on open, its values kept, the new settings defaulted. */
+	UT_ASSERT_INT(raw_exec("PRAGMA user_version = 1;"
+			       "ALTER TABLE service_settings DROP COLUMN"
+			       " bad_address_interval;"
+			       "ALTER TABLE service_settings DROP COLUMN"
+			       " outbound_stagger;"
+			       "ALTER TABLE service_settings DROP COLUMN"
+			       " gateway_ping_interval;"
+			       "UPDATE service_settings SET max_calls_allowed = 7"),
+		      SQLITE_OK);
+	UT_ASSERT_INT(dir_open(&d, dbpath, 0, NULL, &cause), 0);
+	{
+		struct dir_service_settings ss;
+
+		UT_ASSERT_INT(dir_service_settings_get(d, &ss), 0);
+		UT_ASSERT_INT(ss.max_calls, 7);
+		UT_ASSERT_INT(ss.bad_address_interval_s, 300);
+		UT_ASSERT_INT(ss.outbound_stagger_ms, 250);
+		UT_ASSERT_INT(ss.gateway_ping_interval_s, 60);
+	}
+	dir_close(d);
+	UT_ASSERT_INT(raw_int("PRAGMA user_version"), DIR_SCHEMA_VERSION);
 
 	/* without CREATE a missing file is not created */
 	snprintf(path, sizeof path, "%s/none.db", ut_tmpdir());
@@ -959,7 +984,8 @@ int test_dir_get_values(void)
 		      "IPAddressFamily=Any;IPAddressFamilyConfigurable=True;"
 		      "MaxCallsAllowed=100;SipTcpListeningPort=5062;"
 		      "SipTlsListeningPort=5063;UMStartupMode=TCP;"
-		      "ExternalHostFqdn=;\n");
+		      "ExternalHostFqdn=;BadAddressInterval=300;"
+		      "OutboundStagger=250;GatewayPingInterval=60;\n");
 	memset(&c, 0, sizeof c);
 	UT_ASSERT_INT(dir_obj_get(d, DIR_OBJ_GATEWAY, NULL, collect_h, &c,
 				  NULL),

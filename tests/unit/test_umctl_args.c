@@ -272,7 +272,9 @@ int test_umctl_cmd_output(void)
 			   "\"IPAddressFamilyConfigurable\":true,"
 			   "\"MaxCallsAllowed\":100,\"SipTcpListeningPort\":5062,"
 			   "\"SipTlsListeningPort\":5063,\"UMStartupMode\":"
-			   "\"TCP\",\"ExternalHostFqdn\":\"\"}\n");
+			   "\"TCP\",\"ExternalHostFqdn\":\"\","
+			   "\"BadAddressInterval\":300,\"OutboundStagger\":250,"
+			   "\"GatewayPingInterval\":60}\n");
 	UT_ASSERT_INT(RUN(out, &w, "get-umservice"), 0);
 	UT_ASSERT(strstr(out, "IPAddressFamily             Any\n"));
 	UT_ASSERT(strstr(out, "IPAddressFamilyConfigurable True\n"));
