@@ -10,7 +10,7 @@
 #include "proto/openum.pb-c.h"
 
 /* Carried in every Envelope; bump it with any change to openum.proto. */
-#define IPC_PROTOCOL_VERSION 1
+#define IPC_PROTOCOL_VERSION 2
 /* Largest accepted frame body (the packed Envelope), in bytes. */
 #define IPC_FRAME_MAX (64 * 1024)
 /* Length of the big-endian length prefix. */

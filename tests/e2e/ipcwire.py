@@ -1,7 +1,7 @@
 """Hand-encoded IPC frames (no protobuf package needed).
 
 A frame is a 4-byte big-endian length followed by one openum.Envelope
-(proto/openum.proto): field 1 = uint32 version (must be 1), bodies are the
+(proto/openum.proto): field 1 = uint32 version (must be 2), bodies are the
 oneof fields 10..19.
 """
 
@@ -9,7 +9,7 @@ import socket
 import struct
 import time
 
-VERSION = 1
+VERSION = 2
 MAX_BODY = 64 * 1024
 
 HELLO = 10

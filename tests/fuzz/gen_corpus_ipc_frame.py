@@ -35,7 +35,7 @@ def frame(body):
     return struct.pack(">I", len(body)) + body
 
 
-def env(body_field, body, version=1):
+def env(body_field, body, version=2):
     return frame(vfield(1, version) + lfield(body_field, body))
 
 
@@ -53,7 +53,7 @@ changed = lfield(1, "umipgateway") + lfield(2, "set-umipgateway")
 applied = vfield(1, 2)
 instance = lfield(1, "um1") + vfield(2, 77) + lfield(3, endpoint4) + vfield(7, 5)
 reply = vfield(1, 1) + lfield(2, endpoint6) + lfield(3, instance) + vfield(4, 99)
-error = vfield(1, 71) + lfield(2, "protocol version 7 not supported (want 1)")
+error = vfield(1, 71) + lfield(2, "protocol version 7 not supported (want 2)")
 
 seeds = {
     "hello": env(10, hello),

@@ -499,7 +499,7 @@ int test_ipc_conn_bad_peers(void)
 	UT_ASSERT_INT(check_error_reply(fa, EMSGSIZE,
 					"frame of 100000 bytes exceeds 65536"), 0);
 	UT_ASSERT_INT(check_error_reply(fb, EPROTO,
-					"protocol version 7 not supported (want 1)"), 0);
+					"protocol version 7 not supported (want 2)"), 0);
 	UT_ASSERT_INT(check_error_reply(fc, EBADMSG, "undecodable frame"), 0);
 	close(fa);
 	close(fb);
@@ -909,12 +909,12 @@ int test_ctl_ipc_bad_version(void)
 	pthread_t th;
 	char *cause = NULL;
 
-	UT_ASSERT_INT(fx_init(&fx, "v2", true), 0);
-	fx.hello_version = 2; /* a router from the future */
+	UT_ASSERT_INT(fx_init(&fx, "v3", true), 0);
+	fx.hello_version = 3; /* a router from the future */
 	UT_ASSERT_INT(pthread_create(&th, NULL, fx_thread, &fx), 0);
 	UT_ASSERT_INT(ctl_ipc_status(fx.path, &r, &cause), EPROTO);
 	UT_ASSERT(r == NULL);
-	UT_ASSERT(cause && strstr(cause, "protocol version 2 not supported (want 1)"));
+	UT_ASSERT(cause && strstr(cause, "protocol version 3 not supported (want 2)"));
 	free(cause);
 	uv_async_send(&fx.stop);
 	UT_ASSERT_INT(pthread_join(th, NULL), 0);

@@ -122,7 +122,7 @@ static void bodies_init(struct bodies *b)
 
 	openum__error__init(&b->error);
 	b->error.code = EPROTO;
-	b->error.message = "protocol version 7 not supported (want 1)";
+	b->error.message = "protocol version 7 not supported (want 2)";
 }
 
 static void env_set(Openum__Envelope *env, struct bodies *b,
@@ -197,7 +197,7 @@ static int check_body(const Openum__Envelope *d)
 	case OPENUM__ENVELOPE__BODY_ERROR:
 		UT_ASSERT_INT(d->error->code, EPROTO);
 		UT_ASSERT_STR(d->error->message,
-			      "protocol version 7 not supported (want 1)");
+			      "protocol version 7 not supported (want 2)");
 		break;
 	default:
 		UT_ASSERT(!"unexpected body");
@@ -368,8 +368,8 @@ int test_ipc_frame_wrong_version(void)
 	uint8_t *f;
 	size_t len, used;
 	char *cause = NULL;
-	/* Version 2 with a body field this side does not know (field 30). */
-	static const uint8_t newer[] = {0, 0, 0, 5, 0x08, 0x02, 0xf2, 0x01, 0x00};
+	/* Version 3 with a body field this side does not know (field 30). */
+	static const uint8_t newer[] = {0, 0, 0, 5, 0x08, 0x03, 0xf2, 0x01, 0x00};
 	/* A Hello without the version field. */
 	static const uint8_t unversioned[] = {0, 0, 0, 4, 0x52, 0x02, 0x08, 0x01};
 
@@ -380,14 +380,14 @@ int test_ipc_frame_wrong_version(void)
 	UT_ASSERT_INT(ipc_frame_decode_cause(&d, f, len, &used, &cause), EPROTO);
 	UT_ASSERT(d == NULL);
 	UT_ASSERT_INT(used, len);
-	UT_ASSERT_STR(cause, "protocol version 7 not supported (want 1)");
+	UT_ASSERT_STR(cause, "protocol version 7 not supported (want 2)");
 	free(cause);
 	cause = NULL;
 	free(f);
 
 	UT_ASSERT_INT(ipc_frame_decode_cause(&d, newer, sizeof newer, &used,
 					     &cause), EPROTO);
-	UT_ASSERT_STR(cause, "protocol version 2 not supported (want 1)");
+	UT_ASSERT_STR(cause, "protocol version 3 not supported (want 2)");
 	free(cause);
 	cause = NULL;
 
@@ -405,13 +405,13 @@ int test_ipc_frame_garbage(void)
 	/* 0xff... is an unterminated varint tag. */
 	static const uint8_t g1[] = {0, 0, 0, 4, 0xff, 0xff, 0xff, 0xff};
 	/* Version 1, then Hello (field 10) whose length overruns the frame. */
-	static const uint8_t g2[] = {0, 0, 0, 4, 0x08, 0x01, 0x52, 0x09};
+	static const uint8_t g2[] = {0, 0, 0, 4, 0x08, 0x02, 0x52, 0x09};
 	/* Version 1, then field 10 as a varint: the wrong wire type. */
-	static const uint8_t g3[] = {0, 0, 0, 4, 0x08, 0x01, 0x50, 0x01};
+	static const uint8_t g3[] = {0, 0, 0, 4, 0x08, 0x02, 0x50, 0x01};
 	/* A start-group wire type. */
-	static const uint8_t g4[] = {0, 0, 0, 3, 0x08, 0x01, 0x0b};
+	static const uint8_t g4[] = {0, 0, 0, 3, 0x08, 0x02, 0x0b};
 	/* Version 1, Hello containing garbage. */
-	static const uint8_t g5[] = {0, 0, 0, 6, 0x08, 0x01, 0x52, 0x02, 0xff, 0xff};
+	static const uint8_t g5[] = {0, 0, 0, 6, 0x08, 0x02, 0x52, 0x02, 0xff, 0xff};
 	const struct { const uint8_t *p; size_t n; } cases[] = {
 		{g1, sizeof g1}, {g2, sizeof g2}, {g3, sizeof g3},
 		{g4, sizeof g4}, {g5, sizeof g5},
@@ -453,7 +453,7 @@ int test_ipc_frame_zero_length(void)
 
 int test_ipc_frame_no_body(void)
 {
-	static const uint8_t nb[] = {0, 0, 0, 2, 0x08, 0x01};
+	static const uint8_t nb[] = {0, 0, 0, 2, 0x08, 0x02};
 	Openum__Envelope env, *d = NULL;
 	uint8_t *f = NULL;
 	size_t len = 0, used = 0;
