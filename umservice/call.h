@@ -46,6 +46,7 @@ struct call_env {
 	void (*directory_changed_h)(void *arg, const char *why);
 	void *directory_changed_arg;
 	const char *dir_path;		/* directory.db, for the worker threads */
+	struct outconn *outconn;	/* the outbound connection policy */
 	struct greetings *greetings;	/* recorded greetings */
 	struct audio_buf *beep;		/* the record tone */
 	struct call *calls;		/* calls in progress (call.c's list) */

@@ -11,6 +11,7 @@
 #include "common/sipbase.h"
 #include "common/sipl.h"
 #include "common/gwres.h"
+#include "common/outconn.h"
 #include "common/rtab.h"
 #include "common/vmwriter.h"
 #include "umservice/audio.h"
@@ -53,6 +54,7 @@ struct service {
 	struct tts *tts;
 	struct vmwriter *vm;
 	struct mwi *mwi;
+	struct outconn *outconn;
 	struct greetings *greetings;
 	char dir_path[PATH_MAX];
 	struct call_env env;
@@ -338,6 +340,19 @@ static int apply_settings(struct service *s, char **cause)
 			rs.dns_servers[0] = '\0';
 		else if (gwres_configure(s->gwres, rs.dns_servers, NULL) != 0)
 			log_warn("DnsServers of the directory are not usable");
+		{
+			struct outconn_settings os = {
+				.stagger_ms = n.outbound_stagger_ms,
+				.bad_interval_s = n.bad_address_interval_s,
+			};
+			char *why = NULL;
+
+			if (outconn_configure(s->outconn, rs.dns_servers, &os,
+					      &why) != 0)
+				log_warn("outbound connections: DnsServers not "
+					 "usable: %s", why ? why : "?");
+			free(why);
+		}
 		mwi_configure(s->mwi, n.fqdn, rs.dns_servers);
 		gwres_refresh(s->gwres);
 	}
@@ -418,6 +433,7 @@ int main(int argc, char **argv)
 	}
 	if ((err = loop_alloc(&s.loop)) != 0 || (err = tokens_alloc(&s.tokens)) != 0 ||
 	    (err = gwres_alloc(&s.gwres, loop_uv(s.loop), service_table, &s)) != 0 ||
+	    (err = outconn_alloc(&s.outconn, loop_uv(s.loop))) != 0 ||
 	    (err = media_engine_alloc(&s.media, loop_uv(s.loop), RTP_PORT_LO,
 				      RTP_PORT_HI)) != 0) {
 		log_error("cannot start: %s", strerror(err));
@@ -459,6 +475,7 @@ int main(int argc, char **argv)
 	s.env.load_arg = &s;
 	s.env.greetings = s.greetings;
 	s.env.dir_path = s.dir_path;
+	s.env.outconn = s.outconn;
 	s.env.directory_changed_h = directory_changed;
 	s.env.directory_changed_arg = &s;
 	{
@@ -513,6 +530,7 @@ out:
 	greetings_free(s.greetings);
 	tts_close(s.tts);
 	gwres_free(s.gwres);
+	outconn_free(s.outconn);
 	if (s.media)
 		media_engine_free(s.media);
 	audio_buf_unref(s.env.beep);
