@@ -3,6 +3,7 @@
  * and umctl asks for status, and applies directory changes live. */
 #define LOG_MODULE "router"
 #include "common/gwres.h"
+#include "callrouter/popfwd.h"
 #include "callrouter/registry.h"
 #include "callrouter/route.h"
 #include "common/rtab.h"
@@ -36,6 +37,7 @@ struct router {
 	struct ipc_server *ipc;
 	struct registry *reg;
 	struct route *route;
+	struct popfwd *pop;
 	struct gwres *gwres;
 	struct protolog *plog;
 	struct daemon_signals *sig;
@@ -269,6 +271,22 @@ static void peer_recv(struct ipc_conn *c, const Openum__Envelope *env,
 	case OPENUM__ENVELOPE__BODY_CALL_ROUTED_ACK:
 		route_ack(r->route, c, env->call_routed_ack);
 		return;
+	case OPENUM__ENVELOPE__BODY_PLAY_ON_PHONE_REQUEST:
+		if (p->role != PEER_UMCTL) {
+			send_error(c, EPROTO, "PlayOnPhoneRequest is for umctl");
+			ipc_conn_close(c);
+			return;
+		}
+		popfwd_request(r->pop, c, env->play_on_phone_request);
+		return;
+	case OPENUM__ENVELOPE__BODY_PLAY_ON_PHONE_RESULT:
+		if (p->role != PEER_UMSERVICE ||
+		    popfwd_result(r->pop, c, env->play_on_phone_result) != 0) {
+			send_error(c, EPROTO, "PlayOnPhoneResult for a request "
+				   "this instance was not given");
+			ipc_conn_close(c);
+		}
+		return;
 	default:
 		log_warn("unexpected %s from pid %d; closing",
 			 ipc_body_name(env->body_case), (int)ipc_conn_pid(c));
@@ -283,6 +301,9 @@ static void peer_close(struct ipc_conn *c, int err, void *arg)
 	struct peer *p = arg;
 	char id[80];
 
+	/* Play on Phone requests of this umctl or instance end with it. */
+	if (p->r && p->r->pop)
+		popfwd_conn_gone(p->r->pop, c);
 	/* Calls waiting for this instance's ack move on before it goes. */
 	if (p->r && p->r->route && reg_find_conn(p->r->reg, c))
 		route_instance_gone(p->r->route, c);
@@ -459,6 +480,7 @@ int main(int argc, char **argv)
 	}
 	if ((err = loop_alloc(&r.loop)) != 0 || (err = reg_alloc(&r.reg)) != 0 ||
 	    (err = route_alloc(&r.route, loop_uv(r.loop), r.reg)) != 0 ||
+	    (err = popfwd_alloc(&r.pop, r.reg)) != 0 ||
 	    (err = gwres_alloc(&r.gwres, loop_uv(r.loop), router_table, r.route)) != 0) {
 		log_error("cannot start: %s", strerror(err));
 		goto out;
@@ -507,6 +529,8 @@ out:
 	sipl_free(r.sip);
 	gwres_free(r.gwres);
 	route_free(r.route);
+	popfwd_free(r.pop);
+	r.pop = NULL;	/* peer_close may still run in loop_free */
 	protolog_close(r.plog);
 	daemon_signals_close(r.sig);
 	loop_free(r.loop);

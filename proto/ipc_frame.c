@@ -203,6 +203,8 @@ const char *ipc_body_name(Openum__Envelope__BodyCase body)
 	case OPENUM__ENVELOPE__BODY_STATUS_REQUEST:    return "status_request";
 	case OPENUM__ENVELOPE__BODY_STATUS_REPLY:      return "status_reply";
 	case OPENUM__ENVELOPE__BODY_ERROR:             return "error";
+	case OPENUM__ENVELOPE__BODY_PLAY_ON_PHONE_REQUEST: return "play_on_phone_request";
+	case OPENUM__ENVELOPE__BODY_PLAY_ON_PHONE_RESULT:  return "play_on_phone_result";
 	default:                                       return "unknown";
 	}
 }
