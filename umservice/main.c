@@ -19,6 +19,7 @@
 #include "umservice/greetings.h"
 #include "umservice/media.h"
 #include "umservice/mwi.h"
+#include "umservice/outcall.h"
 #include "umservice/ova.h"
 #include "umservice/routerlink.h"
 #include "umservice/tts.h"
@@ -55,6 +56,7 @@ struct service {
 	struct vmwriter *vm;
 	struct mwi *mwi;
 	struct outconn *outconn;
+	struct outcall_mod *pop;		/* Play on Phone */
 	struct greetings *greetings;
 	char dir_path[PATH_MAX];
 	struct call_env env;
@@ -209,6 +211,20 @@ static void call_routed(struct service *s, const Openum__CallRouted *m)
 	rlink_send(s->link, &env);
 }
 
+/* A Play on Phone result goes back to the router that asked. */
+static void pop_result(void *arg, const Openum__PlayOnPhoneResult *r)
+{
+	struct service *s = arg;
+	Openum__Envelope env;
+
+	ipc_envelope_init(&env);
+	env.body_case = OPENUM__ENVELOPE__BODY_PLAY_ON_PHONE_RESULT;
+	env.play_on_phone_result = (Openum__PlayOnPhoneResult *)r;
+	if (rlink_send(s->link, &env) != 0)
+		log_warn("Play on Phone result %u not sent: the router is away",
+			 r->request_id);
+}
+
 static void link_recv(void *arg, const Openum__Envelope *env)
 {
 	struct service *s = arg;
@@ -225,11 +241,16 @@ static void link_recv(void *arg, const Openum__Envelope *env)
 			unsigned n = call_drop_gateway(
 				&s->env, env->config_changed->drop_calls_gateway);
 
+			n += outcall_drop_gateway(
+				s->pop, env->config_changed->drop_calls_gateway);
 			log_notice("UM IP gateway %s disabled with --drop-calls: "
 				   "%u call%s ended",
 				   env->config_changed->drop_calls_gateway, n,
 				   n == 1 ? "" : "s");
 		}
+		break;
+	case OPENUM__ENVELOPE__BODY_PLAY_ON_PHONE_REQUEST:
+		outcall_request(s->pop, env->play_on_phone_request);
 		break;
 	default:
 		log_debug("ignoring %s from the router",
@@ -296,6 +317,7 @@ static void sip_down(void *arg, nta_agent_t *agent, enum sipl_family f)
 	struct service *s = arg;
 
 	call_agent_gone(&s->env, agent);
+	outcall_agent_gone(s->pop, agent);
 	mwi_agent_gone(s->mwi, agent);
 	nta_leg_destroy(s->leg[f]);
 	s->leg[f] = NULL;
@@ -354,6 +376,7 @@ static int apply_settings(struct service *s, char **cause)
 			free(why);
 		}
 		mwi_configure(s->mwi, n.fqdn, rs.dns_servers);
+		outcall_configure(s->pop, n.fqdn);
 		gwres_refresh(s->gwres);
 	}
 	daemon_sipl_config(&cfg, n.af, port);
@@ -378,6 +401,7 @@ static void service_stop(void *arg, const char *why)
 	log_notice("stopping (%s)", why);
 	service_load(s);
 	call_end_all(&s->env);
+	outcall_end_all(s->pop, "the UM service is stopping");
 	loop_stop(s->loop);
 }
 
@@ -392,19 +416,22 @@ int main(int argc, char **argv)
 	char path[PATH_MAX];
 	char *cause = NULL;
 	int err, code = 1;
-	unsigned mwi_refresh = 0;
+	unsigned mwi_refresh = 0, ring_s = 0;
 
 	memset(&s, 0, sizeof s);
 	signal(SIGPIPE, SIG_IGN);
 	log_set_process("umservice");
-	if (mwi_take_args(&argc, argv, &mwi_refresh) != 0)
+	if (mwi_take_args(&argc, argv, &mwi_refresh) != 0 ||
+	    outcall_take_args(&argc, argv, &ring_s) != 0)
 		return 2;
 	err = daemon_parse_args(&s.opts, argc, argv, "umservice",
 				"OpenUM UM service: answers the calls the router "
 				"sends it; media, greetings, voicemail.");
 	if (err) {
-		if (err < 0)
+		if (err < 0) {
 			mwi_usage(stdout);
+			outcall_usage(stdout);
+		}
 		return err < 0 ? 0 : 2;
 	}
 	log_set_level(s.opts.log_level);
@@ -502,6 +529,16 @@ int main(int argc, char **argv)
 	}
 	s.env.mailbox_changed_h = mwi_mailbox_changed;
 	s.env.mailbox_changed_arg = s.mwi;
+	{
+		struct outcall_config pc = {
+			.env = &s.env, .sip = s.sip, .instance_id = s.instance_id,
+			.ring_s = ring_s, .result_h = pop_result, .arg = &s,
+		};
+
+		err = outcall_alloc(&s.pop, &pc);
+		if (err)
+			goto out;
+	}
 	err = daemon_signals_start(&s.sig, s.loop, service_stop, service_reload,
 				   &s);
 	if (err)
@@ -523,6 +560,7 @@ int main(int argc, char **argv)
 	code = 0;
 out:
 	free(cause);
+	outcall_free(s.pop);	/* reports through the link, ends on the agents */
 	rlink_free(s.link);
 	mwi_free(s.mwi);
 	sipl_free(s.sip);
