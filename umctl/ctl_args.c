@@ -3,6 +3,7 @@
  * the directory's field descriptors; also the generated --help text. */
 #include "common/cause.h"
 #include "umctl/ctl_args.h"
+#include "umctl/ctl_pop.h"
 #include "common/vmstore.h"
 
 #include <errno.h>
@@ -73,6 +74,9 @@ static const struct ctl_verb verbs[] = {
 	 "Write one voice message (--id) to a WAV file (--out)."},
 	{"remove-voicemail", CTL_ACT_VM_REMOVE, DIR_OBJ_COUNT,
 	 "Mark a voice message (--id) deleted, or --purge it from the store."},
+	{"play-on-phone", CTL_ACT_PLAY_ON_PHONE, DIR_OBJ_COUNT,
+	 "Call a number (--to) and play a voice message (--mailbox, --message) "
+	 "to it."},
 };
 
 /* The parameters of the voicemail verbs (they act on voicemail.db, not on
@@ -133,7 +137,7 @@ bool ctl_verb_voicemail(const struct ctl_verb *v)
 bool ctl_verb_writes(const struct ctl_verb *v)
 {
 	return v && v->action != CTL_ACT_GET && v->action != CTL_ACT_STATUS &&
-	       !ctl_verb_voicemail(v);
+	       v->action != CTL_ACT_PLAY_ON_PHONE && !ctl_verb_voicemail(v);
 }
 
 /* Which identity params a verb takes: 0 none, 1 --identity/--name,
@@ -143,6 +147,7 @@ static int identity_style(const struct ctl_verb *v)
 	const struct dir_objtype *ot = dir_objtype_get(v->type);
 
 	if (v->action == CTL_ACT_STATUS || ctl_verb_voicemail(v) || !ot ||
+	    v->action == CTL_ACT_PLAY_ON_PHONE ||
 	    ot->singleton ||
 	    v->action == CTL_ACT_NEW || v->action == CTL_ACT_ENABLE)
 		return 0;
@@ -269,7 +274,7 @@ int ctl_args_parse(struct ctl_args *out, int argc, char *const argv[],
 {
 	struct ctl_args a;
 	bool seen_ident = false, seen_ext = false, seen_dp = false;
-	unsigned seen_vm = 0;
+	unsigned seen_vm = 0, seen_pop = 0;
 
 	memset(&a, 0, sizeof a);
 	for (int i = 1; i < argc; i++) {
@@ -333,6 +338,14 @@ int ctl_args_parse(struct ctl_args *out, int argc, char *const argv[],
 			return EINVAL;
 		}
 
+		if (a.verb->action == CTL_ACT_PLAY_ON_PHONE) {
+			int e = ctl_pop_param(&a, &seen_pop, name, len, value,
+					      argc, argv, &i, cause);
+
+			if (e)
+				return e;
+			continue;
+		}
 		if (ctl_verb_voicemail(a.verb)) {
 			int e = vm_param(&a, &seen_vm, name, len, value, argc,
 					 argv, &i, cause);
@@ -439,6 +452,13 @@ int ctl_args_parse(struct ctl_args *out, int argc, char *const argv[],
 	if (ctl_verb_voicemail(a.verb)) {
 		*out = a;
 		return 0;
+	}
+	if (a.verb->action == CTL_ACT_PLAY_ON_PHONE) {
+		int e = ctl_pop_check(&a, cause);
+
+		if (!e)
+			*out = a;
+		return e;
 	}
 	if ((a.verb->action == CTL_ACT_SET ||
 	     a.verb->action == CTL_ACT_REMOVE) &&
@@ -581,12 +601,17 @@ void ctl_args_help(FILE *f, const struct ctl_verb *v)
 		fprintf(f, "\nThe voicemail verbs read and change the "
 			   "mailbox store, DIR/voicemail.db.\n");
 		fprintf(f, "\nExit status: 0 done, 1 the directory or the "
-			   "store refused or failed, 2 bad usage\nor value, "
-			   "3 umcallrouter not running (status).\n");
+			   "store refused or failed (play-on-phone: not "
+			   "played),\n2 bad usage or value, 3 umcallrouter "
+			   "not running (status, play-on-phone).\n");
 		return;
 	}
 	if (ctl_verb_voicemail(v)) {
 		help_voicemail(f, v);
+		return;
+	}
+	if (v->action == CTL_ACT_PLAY_ON_PHONE) {
+		ctl_pop_help(f, v);
 		return;
 	}
 	fprintf(f, "usage: umctl [--state-dir DIR] [--json] %s", v->name);

@@ -20,6 +20,7 @@ enum ctl_action {
 	CTL_ACT_VM_GET,    /* get-voicemail: lists voicemail.db */
 	CTL_ACT_VM_EXPORT, /* export-voicemail: one message to a WAV file */
 	CTL_ACT_VM_REMOVE, /* remove-voicemail: mark deleted, or purge */
+	CTL_ACT_PLAY_ON_PHONE, /* play-on-phone: asks the router (ctl_pop.c) */
 };
 
 struct ctl_verb {
@@ -46,6 +47,10 @@ struct ctl_args {
 	long long vm_id;               /* --id, > 0; 0 = not given */
 	const char *vm_out;            /* --out FILE.wav */
 	bool vm_purge;                 /* --purge */
+	/* play-on-phone (with vm_mailbox and dialplan) */
+	long long pop_message;         /* --message ID, > 0 */
+	const char *pop_to;            /* --to NUMBER, checked */
+	unsigned pop_timeout_s;        /* --timeout, 0 = the default */
 	struct dir_param params[CTL_MAX_PARAMS]; /* names: canonical params */
 	size_t nparams;
 };

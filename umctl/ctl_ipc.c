@@ -144,7 +144,7 @@ static int ctl_send(struct ctl_conn *cc, const Openum__Envelope *env,
 
 /* Reads until one whole frame is decoded or deadline passes. */
 static int ctl_recv(struct ctl_conn *cc, Openum__Envelope **out,
-		    long long deadline, char **cause)
+		    long long deadline, int timeout_ms, char **cause)
 {
 	for (;;) {
 		char *why = NULL;
@@ -184,7 +184,7 @@ static int ctl_recv(struct ctl_conn *cc, Openum__Envelope **out,
 			err = errno;
 		if (err == ETIMEDOUT) {
 			cause_set(cause, "no reply from umcallrouter on %s within "
-				  "%d ms", cc->path, CTL_IPC_TIMEOUT_MS);
+				  "%d ms", cc->path, timeout_ms);
 			return err;
 		}
 		if (err) {
@@ -196,9 +196,10 @@ static int ctl_recv(struct ctl_conn *cc, Openum__Envelope **out,
 }
 
 /* Hello, then req; returns the first envelope whose body is `want`, skipping
- * the router's Hello and anything else it may send meanwhile. */
+ * the router's Hello and anything else it may send meanwhile; the reply
+ * must come within timeout_ms. */
 static int ctl_exchange(const char *path, const Openum__Envelope *req,
-			Openum__Envelope__BodyCase want,
+			Openum__Envelope__BodyCase want, int timeout_ms,
 			Openum__Envelope **out, char **cause)
 {
 	struct ctl_conn cc = {.fd = -1, .path = path};
@@ -226,9 +227,9 @@ static int ctl_exchange(const char *path, const Openum__Envelope *req,
 		err = ctl_send(&cc, req, cause);
 	if (err)
 		goto out;
-	deadline = now_ms() + CTL_IPC_TIMEOUT_MS;
+	deadline = now_ms() + timeout_ms;
 	for (;;) {
-		err = ctl_recv(&cc, &env, deadline, cause);
+		err = ctl_recv(&cc, &env, deadline, timeout_ms, cause);
 		if (err)
 			goto out;
 		if (env->body_case == want)
@@ -271,7 +272,7 @@ int ctl_ipc_status(const char *sock_path, Openum__StatusReply **out,
 	req.body_case = OPENUM__ENVELOPE__BODY_STATUS_REQUEST;
 	req.status_request = &sr;
 	err = ctl_exchange(sock_path, &req, OPENUM__ENVELOPE__BODY_STATUS_REPLY,
-			   &env, cause);
+			   CTL_IPC_TIMEOUT_MS, &env, cause);
 	if (err)
 		return err;
 	/* Detach the reply: protobuf-c allocates each sub-message on its own
@@ -301,11 +302,36 @@ int ctl_ipc_config_changed(const char *sock_path, const char *object,
 	req.body_case = OPENUM__ENVELOPE__BODY_CONFIG_CHANGED;
 	req.config_changed = &cc;
 	err = ctl_exchange(sock_path, &req, OPENUM__ENVELOPE__BODY_CONFIG_APPLIED,
-			   &env, cause);
+			   CTL_IPC_TIMEOUT_MS, &env, cause);
 	if (err)
 		return err;
 	if (notified)
 		*notified = env->config_applied->instances_notified;
+	openum__envelope__free_unpacked(env, NULL);
+	return 0;
+}
+
+/* PlayOnPhoneRequest → PlayOnPhoneResult; see ctl_ipc.h. */
+int ctl_ipc_play_on_phone(const char *sock_path,
+			  const Openum__PlayOnPhoneRequest *r, int timeout_ms,
+			  Openum__PlayOnPhoneResult **out, char **cause)
+{
+	Openum__Envelope req, *env = NULL;
+	int err;
+
+	if (!r || !out || timeout_ms <= 0)
+		return EINVAL;
+	ipc_envelope_init(&req);
+	req.body_case = OPENUM__ENVELOPE__BODY_PLAY_ON_PHONE_REQUEST;
+	req.play_on_phone_request = (Openum__PlayOnPhoneRequest *)r;
+	err = ctl_exchange(sock_path, &req,
+			   OPENUM__ENVELOPE__BODY_PLAY_ON_PHONE_RESULT, timeout_ms,
+			   &env, cause);
+	if (err)
+		return err;
+	*out = env->play_on_phone_result;
+	env->play_on_phone_result = NULL;
+	env->body_case = OPENUM__ENVELOPE__BODY__NOT_SET;
 	openum__envelope__free_unpacked(env, NULL);
 	return 0;
 }

@@ -34,4 +34,12 @@ int ctl_ipc_config_changed(const char *sock_path, const char *object,
 			   const char *drop_gw, unsigned *notified,
 			   char **cause);
 
+/* Asks for a Play on Phone call and waits up to timeout_ms for its result
+ * (the router answers at once when it cannot be placed). *out (set only on
+ * success, whatever the call's outcome) is freed with
+ * openum__play_on_phone_result__free_unpacked(*out, NULL). */
+int ctl_ipc_play_on_phone(const char *sock_path,
+			  const Openum__PlayOnPhoneRequest *r, int timeout_ms,
+			  Openum__PlayOnPhoneResult **out, char **cause);
+
 #endif

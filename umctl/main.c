@@ -9,6 +9,7 @@
 #include "umctl/ctl_cmd.h"
 #include "umctl/ctl_ipc.h"
 #include "umctl/ctl_out.h"
+#include "umctl/ctl_pop.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -169,6 +170,8 @@ int main(int argc, char **argv)
 		return run_status(&a, sock);
 	if (ctl_verb_voicemail(a.verb))
 		return run_voicemail(&a, state);
+	if (a.verb->action == CTL_ACT_PLAY_ON_PHONE)
+		return ctl_pop_run(&a, state, sock);
 
 	err = mkdirs(state);
 	if (err) {
