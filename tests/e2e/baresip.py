@@ -45,7 +45,7 @@ def _rtp_range(width=20):
 
 class Baresip:
     def __init__(self, workdir, host="127.0.0.1", wav=None, user="4255550123",
-                 display="E2E Baresip"):
+                 display="E2E Baresip", answermode=None):
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.host = host
@@ -64,6 +64,9 @@ class Baresip:
         self._reader = None
         self._token = 0
         self.log_path = self.dir / "baresip.log"
+        # answermode="auto": incoming calls to `user` are answered at once
+        # (a phone for outbound calls; see phone.py).
+        self.answermode = answermode
         self._write_config(display)
 
     def _write_config(self, display):
@@ -92,8 +95,9 @@ rtp_timeout 0
         (self.dir / "config").write_text(cfg)
         aor = f"sip:{self.user}@{hostport(self.host, self.sip_port)}"
         # PCMA first: the offer lists both G.711 laws and telephone-event.
+        answer = f";answermode={self.answermode}" if self.answermode else ""
         (self.dir / "accounts").write_text(
-            f"\"{display}\" <{aor}>;regint=0;audio_codecs=PCMA,PCMU\n")
+            f"\"{display}\" <{aor}>;regint=0;audio_codecs=PCMA,PCMU{answer}\n")
         (self.dir / "contacts").write_text("")
 
     # ---------------------------------------------------------------- process

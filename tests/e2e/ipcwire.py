@@ -2,7 +2,7 @@
 
 A frame is a 4-byte big-endian length followed by one openum.Envelope
 (proto/openum.proto): field 1 = uint32 version (must be 2), bodies are the
-oneof fields 10..19.
+oneof fields 10..21.
 """
 
 import socket
@@ -22,6 +22,8 @@ CONFIG_APPLIED = 16
 STATUS_REQUEST = 17
 STATUS_REPLY = 18
 ERROR = 19
+PLAY_ON_PHONE_REQUEST = 20
+PLAY_ON_PHONE_RESULT = 21
 
 ROLE_UMSERVICE = 1
 ROLE_UMCTL = 2
@@ -112,12 +114,37 @@ def status_request():
     return frame(envelope(STATUS_REQUEST))
 
 
+def hello_umservice(pid):
+    body = field_varint(1, ROLE_UMSERVICE) + field_varint(2, pid) + field_bytes(3, b"e2e-fake")
+    return frame(envelope(HELLO, body))
+
+
+def service_register(instance_id, max_calls=10, pid=1):
+    """A ServiceRegister without SIP endpoints (enough for IPC-only peers)."""
+    body = field_bytes(1, instance_id.encode()) + field_varint(3, max_calls) + \
+        field_varint(5, pid)
+    return frame(envelope(SERVICE_REGISTER, body))
+
+
+def play_on_phone_result(request_id, ok, reason="", sip_status=0, gateway="",
+                         address="", played_ms=0, instance_id=""):
+    body = field_varint(1, request_id) + field_varint(2, 1 if ok else 0)
+    for num, text in ((3, reason), (5, gateway), (6, address), (8, instance_id)):
+        if text:
+            body += field_bytes(num, text.encode())
+    if sip_status:
+        body += field_varint(4, sip_status)
+    if played_ms:
+        body += field_varint(7, played_ms)
+    return frame(envelope(PLAY_ON_PHONE_RESULT, body))
+
+
 class Envelope:
     def __init__(self, raw):
         self.raw = raw
         self.fields = parse(raw)
         self.version = self.fields.get(1, [0])[0]
-        bodies = [f for f in self.fields if 10 <= f <= 19]
+        bodies = [f for f in self.fields if 10 <= f <= 21]
         self.body_field = bodies[0] if bodies else None
         self.body = parse(self.fields[self.body_field][0]) if bodies else {}
 
