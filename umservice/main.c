@@ -561,6 +561,7 @@ int main(int argc, char **argv)
 out:
 	free(cause);
 	outcall_free(s.pop);	/* reports through the link, ends on the agents */
+	s.pop = NULL;		/* sip_down (below) must not reach it */
 	rlink_free(s.link);
 	mwi_free(s.mwi);
 	sipl_free(s.sip);
