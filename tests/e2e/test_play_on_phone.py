@@ -25,6 +25,7 @@ Only 127.0.0.1 and ::1 are used. Run with:
 
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -484,3 +485,33 @@ def test_drop_calls_ends_play(world_report):
     finally:
         phone.stop()
         remove_gateway(env, "pop-drop")
+
+
+def test_service_stopping_mid_play(world_report):
+    """SIGTERM during the message: umservice hangs up (BYE), umctl hears
+    why at once, and umservice exits cleanly; then it is started again for
+    the tests after this one."""
+    w, env = world_report, world_report.env
+    phone = Phone(w.workdir("phone-stop"), "127.0.0.1", "5550113").start()
+    w.peers.append(phone)
+    outcall_gateway(env, "pop-stop", "127.0.0.1", phone.sip_port, af="IPv4Only")
+    try:
+        t, box = _play_in_background(env, MAILBOX, w.msg["Id"], "5550113")
+        phone.wait_answered(10)
+        time.sleep(1.0)
+        svc = w.service
+        svc.send_signal(signal.SIGTERM)
+        closed = phone.wait_closed(5)
+        assert "end of file" not in str(closed.get("param")), closed
+        assert svc.wait(10) == 0, f"umservice exit {svc.proc.returncode}\n{svc.tail()}"
+        t.join(10)
+        assert not t.is_alive(), "umctl still waiting after umservice stopped"
+        r, data, took = box["r"]
+        assert_failed(r, data, r"^(the UM service is stopping after \d+\.\d s of the "
+                      r"message|UM service instance e2e-1 went away before the call "
+                      r"ended)$", took, 10)
+    finally:
+        phone.stop()
+        s = env.start_service(wait=False, extra=("--pop-ring-timeout", str(RING_S)))
+        env.wait_instance("e2e-1", port=env.service_port, daemon=s, timeout=20)
+        remove_gateway(env, "pop-stop")
