@@ -150,6 +150,20 @@ class SippUas:
             return []
         return re.findall(r"(?m)^([A-Z]+ sip:\S+ SIP/2\.0)\s*$", text)
 
+    def received(self, method):
+        """The text of the first `method` request SIPp received (headers
+        and body, LF line ends), or None."""
+        try:
+            text = self.messages.read_text(errors="replace").replace("\r\n", "\n")
+        except FileNotFoundError:
+            return None
+        for block in re.split(r"(?m)^-{20,}.*$", text):
+            m = re.search(rf"(?s)message received \[\d+\] bytes :\n\n({method} sip:.*)",
+                          block)
+            if m:
+                return m.group(1).strip("\n")
+        return None
+
     def stop(self):
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
@@ -175,12 +189,14 @@ class SippUas:
 
 
 def outcall_gateway(env, name, address, port, af="Any", outcalls=True,
-                    dialplan="default", status=None):
+                    dialplan="default", status=None, mwi=False):
     """A UM IP gateway at address:port with OutcallsAllowed, linked to the
-    dial plan by a hunt group of the same name."""
+    dial plan by a hunt group of the same name. Without mwi the mailbox's
+    message waiting NOTIFYs do not go to it (the peer sees only calls)."""
     args = ["new-umipgateway", "--name", name, "--address", address,
             "--port", str(port), "--ip-address-family", af,
-            "--outcalls-allowed", "true" if outcalls else "false"]
+            "--outcalls-allowed", "true" if outcalls else "false",
+            "--message-waiting-indicator-allowed", "true" if mwi else "false"]
     env.umctl_ok(*args)
     # A pilot no inbound call uses: the hunt group only links the gateway
     # to the dial plan.

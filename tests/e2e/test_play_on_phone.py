@@ -196,6 +196,27 @@ def _play_in_background(env, *args):
     return t, box
 
 
+def assert_invite(text, family, host):
+    """Our INVITE: over TCP, from the mailbox, with an SDP offer of PCMU,
+    PCMA and telephone-event whose c= is of the family and has no
+    brackets."""
+    assert text, "SIPp logged no INVITE"
+    head, _, body = text.partition("\n\n")
+    headers = {}
+    for line in head.splitlines()[1:]:
+        k, _, v = line.partition(":")
+        headers.setdefault(k.strip().lower(), v.strip())
+    assert headers.get("via", "").startswith("SIP/2.0/TCP "), text
+    assert re.match(rf"^\"OpenUM Play on Phone\" <sip:{MAILBOX}@", headers.get("from", "")), text
+    assert ";tag=" in headers.get("from", ""), text
+    assert headers.get("content-type") == "application/sdp", text
+    assert ";transport=tcp>" in headers.get("contact", ""), text
+    ip = "IP6" if family == "IPv6" else "IP4"
+    assert f"c=IN {ip} {host}\n" in body + "\n", body
+    assert re.search(r"(?m)^m=audio \d+ RTP/AVP 0 8 101$", body), body
+    assert "a=rtpmap:101 telephone-event/8000" in body and "a=sendrecv" in body, body
+
+
 def assert_failed(r, data, reason_re, took, within):
     assert r.rc == 1, str(r)
     assert data is not None and data["Ok"] is False, str(r)
@@ -396,6 +417,7 @@ def test_busy_486(world_report):
         assert uas.wait(5) == 0, f"SIPp did not see the ACK:\n{uas.report()}"
         reqs = uas.requests()
         assert reqs and reqs[0] == f"INVITE sip:5550106@127.0.0.1:{port} SIP/2.0", reqs
+        assert_invite(uas.received("INVITE"), "IPv4", "127.0.0.1")
     finally:
         uas.stop()
         remove_gateway(env, "pop-busy")
@@ -434,6 +456,7 @@ def test_no_answer_is_cancelled(world_report):
         assert uas.wait(5) == 0, f"SIPp did not see CANCEL and ACK:\n{uas.report()}"
         assert [q.split()[0] for q in uas.requests()] == ["INVITE", "CANCEL", "ACK"], \
             uas.requests()
+        assert_invite(uas.received("INVITE"), "IPv6", "::1")
     finally:
         uas.stop()
         remove_gateway(env, "pop-ring")
