@@ -292,6 +292,12 @@ static void teardown(struct outcall *oc)
 {
 	if (oc->st == OC_DONE)
 		return;
+	/* Every path reports first; this only keeps a request from ever
+	 * going unanswered. */
+	if (!oc->reported) {
+		oc->played_ms = played_now(oc);
+		report(oc, oc->played_all, 0, "the call ended");
+	}
 	oc->st = OC_DONE;
 	uv_timer_stop(&oc->timer);
 	if (oc->ocr) {
