@@ -470,6 +470,16 @@ static void plan(struct outconn_req *r)
 		if (w > 0 && (size_t)w < sizeof list - used)
 			used += (size_t)w;
 	}
+	if (n && !k) {
+		/* Skipping every address would fail for sure: the list only
+		 * ever passes over an address in favour of another. */
+		log_debug("%s: every address of %s (%zu) is on the bad-address "
+			  "list: trying them anyway", r->who, r->host, n);
+		for (size_t i = 0; i < n; i++)
+			r->order[k++] = order[i];
+		r->res.skipped = 0;
+		r->res.all_bad = true;
+	}
 	r->n_order = k;
 	if (!n) {
 		finish(r, ENOENT, "%s: %s has no address of a family allowed "
@@ -477,11 +487,6 @@ static void plan(struct outconn_req *r)
 		       r->fams & OUTCONN_V6 ? "IPv6" : "",
 		       r->fams == (OUTCONN_V4 | OUTCONN_V6) ? " or " : "",
 		       r->fams & OUTCONN_V4 ? "IPv4" : "");
-		return;
-	}
-	if (!k) {
-		finish(r, EHOSTUNREACH, "%s: every address of %s (%zu) is on the "
-		       "bad-address list", r->who, r->host, n);
 		return;
 	}
 	r->delay_ms = outconn_delay_ms(oc, r->host);

@@ -353,7 +353,7 @@ static int apply_settings(struct service *s, char **cause)
 					 "usable: %s", why ? why : "?");
 			free(why);
 		}
-		mwi_configure(s->mwi, n.fqdn, rs.dns_servers);
+		mwi_configure(s->mwi, n.fqdn);
 		gwres_refresh(s->gwres);
 	}
 	daemon_sipl_config(&cfg, n.af, port);
@@ -490,6 +490,7 @@ int main(int argc, char **argv)
 	{
 		struct mwi_config mc = {
 			.loop = loop_uv(s.loop), .sip = s.sip, .vm = s.vm,
+			.outconn = s.outconn,
 			.table_h = service_table, .table_arg = &s,
 			.directory_path = daemon_state_path(&s.opts, "directory.db",
 							    path, sizeof path),
