@@ -50,7 +50,7 @@ UNIT_SRC   = $(wildcard tests/unit/*.c)
 UNIT_EXTRA = umservice/tokens.c callrouter/registry.c callrouter/route.c \
              umservice/tts.c umservice/audio.c umservice/playout.c \
              umservice/spoken.c umservice/pacer.c \
-             umservice/mwi.c
+             umservice/mwi.c umservice/outreq.c
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 

@@ -42,6 +42,7 @@
 #include "common/rtab.h"
 #include "common/sipl.h"
 #include "common/vmwriter.h"
+#include "umservice/outreq.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -490,54 +491,6 @@ static void enqueue(struct target *tg)
 
 /* ---- one NOTIFY -------------------------------------------------------------- */
 
-/* The local address the kernel would use toward dst (no packet is sent). */
-static int local_host_for(const struct sockaddr_storage *dst, char *buf,
-			  size_t len)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof ss;
-	socklen_t dl = dst->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-						  : sizeof(struct sockaddr_in);
-	int fd = socket(dst->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	int err = 0;
-
-	if (fd < 0)
-		return errno;
-	if (connect(fd, (const struct sockaddr *)dst, dl) != 0 ||
-	    getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
-		err = errno;
-	close(fd);
-	if (!err)
-		netaddr_host((struct sockaddr *)&ss, buf, len);
-	return err;
-}
-
-/* The port of the service's TCP listener of a family (0: none). */
-static unsigned listener_port(struct mwi *m, enum sipl_family f)
-{
-	struct sipl_endpoint eps[32];
-	size_t n = sipl_endpoints(m->sip, eps, 32);
-
-	for (size_t i = 0; i < n && i < 32; i++) {
-		if (eps[i].family == f && !strcmp(eps[i].transport, "tcp"))
-			return eps[i].port;
-	}
-	return 0;
-}
-
-static void random_hex(char *out, size_t bytes)
-{
-	uint8_t r[32];
-
-	if (bytes > sizeof r)
-		bytes = sizeof r;
-	if (getrandom(r, bytes, GRND_NONBLOCK) != (ssize_t)bytes) {
-		for (size_t i = 0; i < bytes; i++)
-			r[i] = (uint8_t)random();
-	}
-	hex_encode(out, r, bytes);
-}
-
 static void log_result(struct target *tg, enum log_level level, int status,
 		       const char *phrase, const char *next)
 {
@@ -604,73 +557,30 @@ static void round_over(struct target *tg, enum mwi_outcome o, int status,
 	target_done(tg);
 }
 
-/* Builds and sends the NOTIFY of tg to addr[at] through agent: 0 or an
- * errno. */
-static int send_one(struct target *tg, nta_agent_t *agent, enum sipl_family f)
+/* Builds and sends the NOTIFY of tg to tg->addr: 0 or an errno. */
+static int send_one(struct target *tg)
 {
 	struct mwi *m = tg->m;
-	const struct sockaddr_storage *a = &tg->addr;
-	char host[NETADDR_STRLEN], local[300], lhost[304], gwhost[260];
-	char route[128], ruri[400], rq[420], from[420], to[404], contact[340];
-	char account[300], body[600], callid[40], tag[20];
-	unsigned lport = listener_port(m, f);
-	bool v6 = a->ss_family == AF_INET6;
-	msg_t *msg;
+	char account[300], body[600];
+	struct outreq r = {
+		.method = "NOTIFY", .addr = &tg->addr, .gw_host = tg->gwaddr,
+		.gw_port = tg->port, .user = tg->mailbox, .fqdn = m->fqdn,
+		.event = "message-summary",
+		/* Unsolicited: no subscription exists, so none is active;
+		 * "timeout" lets a peer that wants one subscribe at once
+		 * (RFC 6665 §4.1.3). */
+		.substate = "terminated;reason=timeout",
+		.content_type = "application/simple-message-summary",
+		.body = body,
+	};
 	int err;
 
-	netaddr_host((const struct sockaddr *)a, host, sizeof host);
-	snprintf(route, sizeof route, "sip:%s%s%s:%u;transport=tcp", v6 ? "[" : "",
-		 host, v6 ? "]" : "", tg->port);
-	if (m->fqdn[0])
-		snprintf(local, sizeof local, "%s", m->fqdn);
-	else if ((err = local_host_for(a, local, sizeof local)) != 0)
-		return err;
-	snprintf(lhost, sizeof lhost, strchr(local, ':') ? "[%s]" : "%s", local);
-	snprintf(gwhost, sizeof gwhost, strchr(tg->gwaddr, ':') ? "[%s]" : "%s",
-		 tg->gwaddr);
 	if (mwi_account_uri(account, sizeof account, tg->mailbox, tg->gwaddr) ||
 	    mwi_body(body, sizeof body, account, &tg->sent))
 		return ENOSPC;
-	snprintf(ruri, sizeof ruri, "sip:%s@%s:%u", tg->mailbox, gwhost, tg->port);
-	snprintf(rq, sizeof rq, "NOTIFY %s SIP/2.0", ruri);
-	snprintf(to, sizeof to, "<%s>", ruri);
-	random_hex(tag, 8);
-	snprintf(from, sizeof from, "<sip:%s@%s>;tag=%s", tg->mailbox, lhost, tag);
-	random_hex(callid, 16);
-	snprintf(contact, sizeof contact, "<sip:%s:%u;transport=tcp>", lhost, lport);
-
-	msg = nta_msg_create(agent, 0);
-	if (!msg)
-		return ENOMEM;
-	if (sip_add_tl(msg, sip_object(msg),
-		       SIPTAG_REQUEST_STR(rq),
-		       SIPTAG_MAX_FORWARDS_STR("70"),
-		       SIPTAG_FROM_STR(from),
-		       SIPTAG_TO_STR(to),
-		       SIPTAG_CALL_ID_STR(callid),
-		       SIPTAG_CSEQ_STR("1 NOTIFY"),
-		       TAG_IF(lport, SIPTAG_CONTACT_STR(contact)),
-		       SIPTAG_EVENT_STR("message-summary"),
-		       /* Unsolicited: no subscription exists, so none is
-			* active; "timeout" lets a peer that wants one
-			* subscribe at once (RFC 6665 §4.1.3). */
-		       SIPTAG_SUBSCRIPTION_STATE_STR("terminated;reason=timeout"),
-		       SIPTAG_USER_AGENT_STR("OpenUM"),
-		       SIPTAG_CONTENT_TYPE_STR("application/simple-message-summary"),
-		       SIPTAG_PAYLOAD_STR(body),
-		       TAG_END()) < 0) {
-		msg_destroy(msg);
-		return EINVAL;
-	}
-	/* Internal answers (transport errors) come back later, never from
-	 * inside mcreate. */
-	tg->orq = nta_outgoing_mcreate(agent, notify_cb, (nta_outgoing_magic_t *)tg,
-				       (url_string_t *)route, msg, TAG_END());
-	if (!tg->orq) {
-		msg_destroy(msg);
-		return EIO;
-	}
-	return 0;
+	tg->orq = outreq_send(m->sip, &r, notify_cb, (nta_outgoing_magic_t *)tg,
+			      &err);
+	return tg->orq ? 0 : err;
 }
 
 static void connect_round(struct target *tg);
@@ -680,20 +590,20 @@ static void send_to(struct target *tg)
 {
 	struct mwi *m = tg->m;
 	const struct sockaddr_storage *a = &tg->addr;
-	enum sipl_family f = a->ss_family == AF_INET6 ? SIPL_FAMILY_IPV6
-						      : SIPL_FAMILY_IPV4;
-	nta_agent_t *agent = sipl_agent(m->sip, f);
+	nta_agent_t *agent = sipl_agent(m->sip, a->ss_family == AF_INET6
+							? SIPL_FAMILY_IPV6
+							: SIPL_FAMILY_IPV4);
 	char why[96];
 	int err;
 
 	netaddr_str((const struct sockaddr *)a, tg->dest, sizeof tg->dest);
-	if (!agent) {
+	tg->sent = tg->counts;
+	err = send_one(tg);
+	if (err == ENOENT) {
 		round_over(tg, MWI_RETRY, 0, "(not sent: no listener of the "
 			   "address's family)", true);
 		return;
 	}
-	tg->sent = tg->counts;
-	err = send_one(tg, agent, f);
 	if (err) {
 		snprintf(why, sizeof why, "(not sent: %s)", strerror(err));
 		round_over(tg, MWI_RETRY, 0, why, true);
