@@ -48,6 +48,9 @@ struct ctl_args {
 	bool vm_purge;                 /* --purge */
 	struct dir_param params[CTL_MAX_PARAMS]; /* names: canonical params */
 	size_t nparams;
+	/* Not parsed: set by main.c for get-umipgateway when the router
+	 * answered a status request (gateway health); NULL otherwise. */
+	const struct Openum__StatusReply *status;
 };
 
 int ctl_args_parse(struct ctl_args *out, int argc, char *const argv[],
