@@ -155,6 +155,19 @@ $(BUILD)/bench/deposit_load: bench/deposit_load.c
 	$(CC) -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) -o $@ $< -lm
 bench-deposit: $(BUILD)/umservice $(BUILD)/umctl $(BUILD)/bench/deposit_load
 	bench/deposit --build $(BUILD) $(BENCH_ARGS)
-bench: bench-router bench-deposit
+
+# Benchmark, not a test (issue 6): time to a connected transport toward a
+# 4-address gateway with 0-3 dead addresses, staggered policy (common/outconn)
+# against plain sequential attempts, on loopback; ~1-2 minutes. BENCH_ARGS
+# passes options through (build/bench/outbound --help), e.g. --reps 50.
+.PHONY: bench-outbound
+OUTBOUND_SRC = bench/outbound.c common/outconn.c common/resolver.c \
+               common/netaddr.c common/log.c common/cause.c
+$(BUILD)/bench/outbound: $(call obj,$(OUTBOUND_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(call libs,libuv libcares)
+bench-outbound: $(BUILD)/bench/outbound
+	$(BUILD)/bench/outbound $(BENCH_ARGS)
+bench: bench-router bench-deposit bench-outbound
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
