@@ -297,9 +297,8 @@ static void finish(struct outconn_req *r, int err, const char *fmt, ...)
 			close_handle(r, (uv_handle_t *)&r->att[i].tcp);
 	}
 	if (!r->cancelled)
-		log_debug("%s: %s after %llu ms (%u usable, %u skipped as bad, "
-			  "%u tried)", r->who,
-			  err ? r->res.why : r->res.addr_str,
+		log_debug("%s%s%s after %llu ms (%u usable, %u skipped as bad, "
+			  "%u tried)", err ? "" : r->who, err ? "" : ": ", r->res.why,
 			  (unsigned long long)r->res.elapsed_ms, r->res.found,
 			  r->res.skipped, r->res.tried);
 	maybe_deliver(r);

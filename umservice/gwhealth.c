@@ -137,14 +137,16 @@ static int options_cb(nta_outgoing_magic_t *magic, nta_outgoing_t *orq,
 
 	if (status < 200)
 		return 0;
-	nta_outgoing_destroy(orq);
-	e->orq = NULL;
 	netaddr_str((const struct sockaddr *)&e->addr, a, sizeof a);
 	if (from_gw) {
+		/* sip belongs to orq: read before it goes. */
 		snprintf(reason, sizeof reason, "%d %s", status,
 			 sip->sip_status && sip->sip_status->st_phrase
 				 ? sip->sip_status->st_phrase : "");
-	} else {
+	}
+	nta_outgoing_destroy(orq);
+	e->orq = NULL;
+	if (!from_gw) {
 		snprintf(reason, sizeof reason, "no answer from %s (%d, transport)",
 			 a, status);
 		outconn_mark_bad(e->g->cfg.outconn, (const struct sockaddr *)&e->addr,
