@@ -3,6 +3,7 @@
 #   make            build everything into build/
 #   make run        install missing packages, build, start both services on var/
 #   make test       unit tests + process tests with real SIP peers
+#   make test-matrix the full IPAddressFamily matrix across network namespaces (root)
 #   make fuzz       build and briefly run the libFuzzer harnesses
 #   make SANITIZER=address,undefined test   the same suite under sanitizers
 #   make WERROR=1   warnings are errors (CI)
@@ -104,6 +105,14 @@ e2e: all
 # real daemons and real SIP peers; one summary line at the end.
 test: test-deps all
 	@scripts/test.sh $(BUILD) $(PYTHON)
+
+# The whole IPAddressFamily matrix (issue 6): 243 cells, router x UM service
+# x gateway family x gateway host x gateway Address, in network namespaces
+# (needs root); `make test` runs a representative subset of it.
+.PHONY: test-matrix
+test-matrix: test-deps all
+	OPENUM_BUILD=$(BUILD) OPENUM_MATRIX=full $(PYTHON) -m pytest -q -p no:cacheprovider \
+	  tests/e2e/test_matrix.py
 
 # libFuzzer harnesses (clang); FUZZ_SECONDS each.
 FUZZ_SECONDS ?= 20
