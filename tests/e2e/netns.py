@@ -524,10 +524,14 @@ def dns_query(host, server, name, qtype="A", timeout=0.5):
 class Dnsmasq:
     """dnsmasq in a host's namespace, on port 53 of the host's addresses,
     answering for `domain` from a hosts file (Dnsmasq.set() rewrites it and
-    reloads); never forwards anything, unknown names are NXDOMAIN."""
+    reloads); never forwards anything, unknown names are NXDOMAIN.
+    round_robin=False: a name's addresses of one family always come in the
+    order given (dnsmasq otherwise rotates them from one query to the next,
+    so the order a daemon sees depends on who asked before)."""
 
-    def __init__(self, host, workdir, domain="example.test", ttl=1):
+    def __init__(self, host, workdir, domain="example.test", ttl=1, round_robin=True):
         self.host = host
+        self.round_robin = round_robin
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.domain = domain
@@ -555,6 +559,8 @@ class Dnsmasq:
                 "--user=root", f"--addn-hosts={self.hosts}", f"--local=/{self.domain}/",
                 f"--local-ttl={self.ttl}", "--log-queries", f"--log-facility={self.log}"]
         argv += [f"--listen-address={a}" for a in self.host.v4 + self.host.v6]
+        if not self.round_robin:
+            argv.append("--no-round-robin")
         self.out = open(self.dir / "dnsmasq.out", "ab")
         self.proc = self.host.popen(argv, stdout=self.out, stderr=subprocess.STDOUT)
         server = (self.host.v4 + self.host.v6)[0]

@@ -1,6 +1,7 @@
 """SIPp as a UM IP gateway for process tests: a UAS over TCP that answers
 message-waiting NOTIFYs (sipp/mwi_uas.xml) and OPTIONS pings, and logs
-every request it received (-trace_msg) so tests can read them back."""
+every request it received (-trace_msg) so tests can read them back; on
+loopback, or inside a network namespace (netns=a netns.Host)."""
 
 import datetime
 import re
@@ -43,10 +44,13 @@ class Notify:
 class GatewayUas:
     """SIPp as a UM IP gateway on host:port over TCP, answering every
     NOTIFY with `status` and every OPTIONS ping with 200; at most `calls`
-    requests of either kind, then it exits."""
+    requests of either kind, then it exits. netns: a netns.Host to run in
+    (host is then one of its addresses; the topology stops it too)."""
 
-    def __init__(self, workdir, name, host, port, status="200 OK", calls=1000):
+    def __init__(self, workdir, name, host, port, status="200 OK", calls=1000,
+                 netns=None):
         self.name, self.host, self.port, self.status = name, host, port, status
+        self.netns = netns
         self.dir = Path(workdir) / f"uas-{name}-{int(time.monotonic() * 1000)}"
         self.dir.mkdir(parents=True)
         scen = self.dir / "mwi_uas.xml"
@@ -57,13 +61,16 @@ class GatewayUas:
                      "-message_file", str(self.messages),
                      "-trace_err", "-error_file", str(self.dir / "errors.log")]
         self.out = open(self.dir / "output.txt", "wb")
-        self.proc = subprocess.Popen(self.argv, cwd=self.dir, stdin=subprocess.DEVNULL,
-                                     stdout=self.out, stderr=subprocess.STDOUT)
+        popen = netns.popen if netns else subprocess.Popen
+        self.proc = popen(self.argv, cwd=self.dir, stdin=subprocess.DEVNULL,
+                          stdout=self.out, stderr=subprocess.STDOUT)
 
     def listening(self):
         fam = "-6" if ":" in self.host else "-4"
-        r = subprocess.run(["ss", "-Hlnt", fam, f"sport = :{self.port}"],
-                           capture_output=True, text=True, timeout=10)
+        argv = ["ss", "-Hlnt", fam, f"sport = :{self.port}"]
+        if self.netns:
+            argv = self.netns.wrap(argv)
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
         return self.proc.poll() is None and bool(r.stdout.strip())
 
     def wait_listening(self, timeout=10):
