@@ -33,7 +33,10 @@ class Dnsmasq:
                 f"--port={self.port}", "--listen-address=127.0.0.1", "--bind-interfaces",
                 "--no-hosts", "--no-resolv", "--no-poll", "--user=root",
                 f"--addn-hosts={self.hosts}", "--local=/example.test/",
-                f"--local-ttl={ttl}", "--log-queries", f"--log-facility={self.log}"]
+                f"--local-ttl={ttl}", "--log-queries", f"--log-facility={self.log}",
+                # a name's addresses in hosts-file order, every time (the
+                # default rotates them from one answer to the next)
+                "--no-round-robin"]
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         # Ready when it answers on its UDP port.

@@ -137,9 +137,9 @@ def test_dead_addresses_skipped_then_retried(env, tmp_path):
     uas = GatewayUas(tmp_path, "gwfqdn", "127.0.0.4", port)
     dns = Dnsmasq(tmp_path)
     try:
-        # dnsmasq answers a name's hosts-file addresses last line first:
-        # listed backwards, they come out dead, dead, live (asserted below).
-        dns.start([(h, "gw.example.test") for h in ("127.0.0.4", *reversed(dead))])
+        # In hosts-file order (dnsmasq --no-round-robin): dead, dead, live
+        # (asserted below).
+        dns.start([(h, "gw.example.test") for h in (*dead, "127.0.0.4")])
         setup_gateways(env, gwfqdn=("gw.example.test", port))
         env.umctl_ok("set-umcallroutersettings", "--dns-servers", f"127.0.0.1:{dns.port}")
         # Pings at 0, 5, 10 s...; dead ones listed for 8 s: skipped by the
