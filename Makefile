@@ -3,6 +3,7 @@
 #   make            build everything into build/
 #   make run        install missing packages, build, start both services on var/
 #   make test       unit tests + process tests with real SIP peers
+#   make test-matrix the full IPAddressFamily matrix across network namespaces (root)
 #   make fuzz       build and briefly run the libFuzzer harnesses
 #   make SANITIZER=address,undefined test   the same suite under sanitizers
 #   make WERROR=1   warnings are errors (CI)
@@ -50,7 +51,7 @@ UNIT_SRC   = $(wildcard tests/unit/*.c)
 UNIT_EXTRA = umservice/tokens.c callrouter/registry.c callrouter/route.c \
              umservice/tts.c umservice/audio.c umservice/playout.c \
              umservice/spoken.c umservice/pacer.c \
-             umservice/mwi.c callrouter/popfwd.c
+             umservice/mwi.c umservice/outreq.c callrouter/popfwd.c
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
@@ -105,6 +106,14 @@ e2e: all
 test: test-deps all
 	@scripts/test.sh $(BUILD) $(PYTHON)
 
+# The whole IPAddressFamily matrix (issue 6): 243 cells, router x UM service
+# x gateway family x gateway host x gateway Address, in network namespaces
+# (needs root); `make test` runs a representative subset of it.
+.PHONY: test-matrix
+test-matrix: test-deps all
+	OPENUM_BUILD=$(BUILD) OPENUM_MATRIX=full $(PYTHON) -m pytest -q -p no:cacheprovider \
+	  tests/e2e/test_matrix.py
+
 # libFuzzer harnesses (clang); FUZZ_SECONDS each.
 FUZZ_SECONDS ?= 20
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -I. -I$(BUILD)/gen $(PKG_CFLAGS) \
@@ -155,6 +164,19 @@ $(BUILD)/bench/deposit_load: bench/deposit_load.c
 	$(CC) -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) -o $@ $< -lm
 bench-deposit: $(BUILD)/umservice $(BUILD)/umctl $(BUILD)/bench/deposit_load
 	bench/deposit --build $(BUILD) $(BENCH_ARGS)
-bench: bench-router bench-deposit
+
+# Benchmark, not a test (issue 6): time to a connected transport toward a
+# 4-address gateway with 0-3 dead addresses, staggered policy (common/outconn)
+# against plain sequential attempts, on loopback; ~1-2 minutes. BENCH_ARGS
+# passes options through (build/bench/outbound --help), e.g. --reps 50.
+.PHONY: bench-outbound
+OUTBOUND_SRC = bench/outbound.c common/outconn.c common/resolver.c \
+               common/netaddr.c common/log.c common/cause.c
+$(BUILD)/bench/outbound: $(call obj,$(OUTBOUND_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(call libs,libuv libcares)
+bench-outbound: $(BUILD)/bench/outbound
+	$(BUILD)/bench/outbound $(BENCH_ARGS)
+bench: bench-router bench-deposit bench-outbound
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -75,17 +75,23 @@ static void send_status_reply(struct router *r, struct ipc_conn *c)
 	Openum__InstanceStatus *is = NULL, **isp = NULL;
 	Openum__SipEndpoint **rep_eps = NULL;
 	Openum__SipEndpoint *inst_eps = NULL, **inst_epp = NULL;
+	Openum__GatewayHealth *gh = NULL, **ghp = NULL;
 	size_t n_rep_eps = 0, n = reg_count(r->reg), total_eps = 0, k = 0;
+	size_t total_gw = 0, kg = 0;
 
 	if (ipcmsg_endpoints(&rep_eps, &n_rep_eps, r->sip) != 0)
 		goto out;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		total_eps += reg_at(r->reg, i)->n_ep;
+		total_gw += reg_at(r->reg, i)->n_gw;
+	}
 	is = calloc(n ? n : 1, sizeof *is);
 	isp = calloc(n ? n : 1, sizeof *isp);
 	inst_eps = calloc(total_eps ? total_eps : 1, sizeof *inst_eps);
 	inst_epp = calloc(total_eps ? total_eps : 1, sizeof *inst_epp);
-	if (!is || !isp || !inst_eps || !inst_epp)
+	gh = calloc(total_gw ? total_gw : 1, sizeof *gh);
+	ghp = calloc(total_gw ? total_gw : 1, sizeof *ghp);
+	if (!is || !isp || !inst_eps || !inst_epp || !gh || !ghp)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		struct reg_instance *in = reg_at(r->reg, i);
@@ -109,6 +115,23 @@ static void send_status_reply(struct router *r, struct ipc_conn *c)
 			inst_eps[k].port = in->ep[j].port;
 			inst_epp[k] = &inst_eps[k];
 		}
+		is[i].gateways = &ghp[kg];
+		is[i].n_gateways = in->n_gw;
+		for (size_t j = 0; j < in->n_gw; j++, kg++) {
+			const struct reg_gwhealth *h = &in->gw[j];
+
+			openum__gateway_health__init(&gh[kg]);
+			gh[kg].gateway = (char *)h->gateway;
+			gh[kg].checked = h->checked;
+			gh[kg].up = h->up;
+			gh[kg].last_status = h->last_status;
+			gh[kg].last_reason = (char *)h->last_reason;
+			gh[kg].address = (char *)h->address;
+			gh[kg].checked_unix_ms = h->checked_ms;
+			gh[kg].answered_unix_ms = h->answered_ms;
+			gh[kg].changed_unix_ms = h->changed_ms;
+			ghp[kg] = &gh[kg];
+		}
 		isp[i] = &is[i];
 	}
 	rep.router_pid = (uint32_t)getpid();
@@ -127,6 +150,8 @@ out:
 	free(isp);
 	free(inst_eps);
 	free(inst_epp);
+	free(gh);
+	free(ghp);
 }
 
 static int apply_settings(struct router *r, char **cause);

@@ -31,8 +31,10 @@ void reg_free(struct registry *r)
 {
 	if (!r)
 		return;
-	for (size_t i = 0; i < r->n; i++)
+	for (size_t i = 0; i < r->n; i++) {
+		free(r->inst[i]->gw);
 		free(r->inst[i]);
+	}
 	free(r->inst);
 	free(r);
 }
@@ -163,7 +165,55 @@ int reg_status(struct registry *r, struct ipc_conn *conn,
 		return ENOENT;
 	in->active_calls = m->active_calls;
 	in->accepting = m->accepting;
+	reg_set_health(in, m->gateways, m->n_gateways);
 	return 0;
+}
+
+/* Copies s into dst (len bytes), control characters replaced: what an
+ * instance says is printed to an administrator's terminal. */
+static void copy_printable(char *dst, size_t len, const char *s)
+{
+	size_t i = 0;
+
+	for (; s && s[i] && i + 1 < len; i++)
+		dst[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+	dst[i] = '\0';
+}
+
+/* Replaces the gateway states of an instance; entries without a usable
+ * gateway name are skipped, strings are bounded. */
+void reg_set_health(struct reg_instance *in, Openum__GatewayHealth **gh,
+		    size_t n)
+{
+	struct reg_gwhealth *v = NULL;
+	size_t k = 0;
+
+	if (n > REG_MAX_GATEWAYS)
+		n = REG_MAX_GATEWAYS;
+	if (n && !(v = calloc(n, sizeof *v)))
+		return;		/* keep the previous report */
+	for (size_t i = 0; i < n; i++) {
+		const Openum__GatewayHealth *h = gh[i];
+		struct reg_gwhealth *d = &v[k];
+
+		if (!h || !h->gateway || !h->gateway[0] ||
+		    strlen(h->gateway) >= sizeof d->gateway)
+			continue;
+		copy_printable(d->gateway, sizeof d->gateway, h->gateway);
+		d->checked = h->checked;
+		d->up = h->up;
+		d->last_status = h->last_status;
+		copy_printable(d->last_reason, sizeof d->last_reason,
+			       h->last_reason);
+		copy_printable(d->address, sizeof d->address, h->address);
+		d->checked_ms = h->checked_unix_ms;
+		d->answered_ms = h->answered_unix_ms;
+		d->changed_ms = h->changed_unix_ms;
+		k++;
+	}
+	free(in->gw);
+	in->gw = v;
+	in->n_gw = k;
 }
 
 /* Removes the instance of conn; copies its id out for the log. */
@@ -175,6 +225,7 @@ int reg_forget(struct registry *r, struct ipc_conn *conn, char *id_out,
 			continue;
 		if (id_out)
 			snprintf(id_out, id_len, "%s", r->inst[i]->id);
+		free(r->inst[i]->gw);
 		free(r->inst[i]);
 		memmove(&r->inst[i], &r->inst[i + 1],
 			(r->n - i - 1) * sizeof r->inst[0]);

@@ -21,6 +21,19 @@ struct reg_endpoint {
 
 #define REG_MAX_ENDPOINTS 32
 
+/* Gateway states an instance reports at most (more are ignored). */
+#define REG_MAX_GATEWAYS 1024
+
+/* One gateway's health as an instance last reported it (gwhealth.h). */
+struct reg_gwhealth {
+	char gateway[65];
+	bool checked, up;
+	unsigned last_status;
+	char last_reason[160];
+	char address[64];
+	unsigned long long checked_ms, answered_ms, changed_ms;
+};
+
 struct reg_instance {
 	char id[65];
 	unsigned pid;
@@ -33,6 +46,8 @@ struct reg_instance {
 	unsigned long long calls_routed;
 	unsigned long long registered_ms;
 	char fqdn[256];
+	struct reg_gwhealth *gw;	/* malloc'd, n_gw of them */
+	size_t n_gw;
 };
 
 int reg_alloc(struct registry **out);
@@ -44,6 +59,9 @@ int reg_register(struct registry *r, struct ipc_conn *conn,
 /* Applies a status report of conn; ENOENT if conn never registered. */
 int reg_status(struct registry *r, struct ipc_conn *conn,
 	       const Openum__ServiceStatus *m);
+/* Replaces the gateway states of an instance (from its ServiceStatus). */
+void reg_set_health(struct reg_instance *in, Openum__GatewayHealth **gh,
+		    size_t n);
 /* Forgets the instance of conn, if any; returns it for a log line (valid
  * until the next registry call) or NULL. */
 int reg_forget(struct registry *r, struct ipc_conn *conn, char *id_out,

@@ -2017,7 +2017,9 @@ static int check_gateway(struct op *op, char **cause)
 					 "add --ip-address-family IPv6Only "
 					 "or Any",
 				  addr,
-				  op->given[fi] ? "" : " (the default)");
+				  op->given[fi] ? ""
+				  : op->is_new ? " (the default)"
+					       : " (the gateway's setting)");
 		return EINVAL;
 	}
 	if (v4 && strcmp(af, "IPv6Only") == 0) {

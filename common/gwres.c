@@ -83,9 +83,20 @@ static void lookup_done(void *arg, int err, const struct resolver_addr *addrs,
 		if (err) {
 			/* Keep trusting the last good answer through a DNS
 			 * outage rather than locking the gateway out. */
-			log_warn("cannot resolve UM IP gateway %s (%s): %s; keeping "
-				 "its previous addresses", rtab_gateway(t, l->index)->name,
-				 l->name, strerror(err));
+			const struct dir_gateway *gw = rtab_gateway(t, l->index);
+
+			if (err == ENOENT)
+				log_warn("UM IP gateway %s: %s has no %s record "
+					 "(IPAddressFamily %s); keeping its previous "
+					 "addresses", gw->name, l->name,
+					 gw->af == DIR_AF_IPV4ONLY ? "A"
+					 : gw->af == DIR_AF_IPV6ONLY ? "AAAA"
+								     : "A or AAAA",
+					 dir_af_name(gw->af));
+			else
+				log_warn("cannot resolve UM IP gateway %s (%s): %s; "
+					 "keeping its previous addresses", gw->name,
+					 l->name, strerror(err));
 			ttl_s = 30;
 		} else {
 			rtab_set_addrs(t, l->index, ss, k);

@@ -297,9 +297,8 @@ static void finish(struct outconn_req *r, int err, const char *fmt, ...)
 			close_handle(r, (uv_handle_t *)&r->att[i].tcp);
 	}
 	if (!r->cancelled)
-		log_debug("%s: %s after %llu ms (%u usable, %u skipped as bad, "
-			  "%u tried)", r->who,
-			  err ? r->res.why : r->res.addr_str,
+		log_debug("%s%s%s after %llu ms (%u usable, %u skipped as bad, "
+			  "%u tried)", err ? "" : r->who, err ? "" : ": ", r->res.why,
 			  (unsigned long long)r->res.elapsed_ms, r->res.found,
 			  r->res.skipped, r->res.tried);
 	maybe_deliver(r);
@@ -470,6 +469,16 @@ static void plan(struct outconn_req *r)
 		if (w > 0 && (size_t)w < sizeof list - used)
 			used += (size_t)w;
 	}
+	if (n && !k) {
+		/* Skipping every address would fail for sure: the list only
+		 * ever passes over an address in favour of another. */
+		log_debug("%s: every address of %s (%zu) is on the bad-address "
+			  "list: trying them anyway", r->who, r->host, n);
+		for (size_t i = 0; i < n; i++)
+			r->order[k++] = order[i];
+		r->res.skipped = 0;
+		r->res.all_bad = true;
+	}
 	r->n_order = k;
 	if (!n) {
 		finish(r, ENOENT, "%s: %s has no address of a family allowed "
@@ -477,11 +486,6 @@ static void plan(struct outconn_req *r)
 		       r->fams & OUTCONN_V6 ? "IPv6" : "",
 		       r->fams == (OUTCONN_V4 | OUTCONN_V6) ? " or " : "",
 		       r->fams & OUTCONN_V4 ? "IPv4" : "");
-		return;
-	}
-	if (!k) {
-		finish(r, EHOSTUNREACH, "%s: every address of %s (%zu) is on the "
-		       "bad-address list", r->who, r->host, n);
 		return;
 	}
 	r->delay_ms = outconn_delay_ms(oc, r->host);

@@ -17,7 +17,11 @@
  * process, when its connect fails, when an address started after it
  * connected first, or when the caller reports it (outconn_mark_bad: the
  * SIP request sent there got no answer). It is skipped until the
- * BadAddressInterval has passed. Every decision is logged at debug level.
+ * BadAddressInterval has passed — unless every address of the round is on
+ * the list: then they are all tried anyway, in the usual order, since
+ * skipping them all could only fail (a gateway with one address that comes
+ * back is reached at the next attempt, not an interval later). Every
+ * decision is logged at debug level.
  *
  * The connect proves the address answers; the winning connection is then
  * closed and the SIP request goes out through sofia's own transport to the
@@ -61,14 +65,15 @@ struct outconn_settings {
 };
 
 /* What a round found. err 0: addr connected. Otherwise: ENOENT (no address
- * of an allowed family), EHOSTUNREACH (every address on the bad-address
- * list), ECONNREFUSED / ETIMEDOUT / another errno (every attempt failed),
- * or the resolver's error. why says it in words either way. */
+ * of an allowed family), ECONNREFUSED / ETIMEDOUT / another errno (every
+ * attempt failed), or the resolver's error. why says it in words either
+ * way. */
 struct outconn_result {
 	int err;
 	struct sockaddr_storage addr;	/* the winner (port set) */
 	char addr_str[64];		/* "[2001:db8::1]:5060" */
 	unsigned found, skipped, tried;	/* addresses usable, bad-listed, attempted */
+	bool all_bad;			/* every one was listed: all tried anyway */
 	uint64_t elapsed_ms;		/* round start to the outcome */
 	char why[256];
 };

@@ -53,6 +53,9 @@ struct ctl_args {
 	unsigned pop_timeout_s;        /* --timeout, 0 = the default */
 	struct dir_param params[CTL_MAX_PARAMS]; /* names: canonical params */
 	size_t nparams;
+	/* Not parsed: set by main.c for get-umipgateway when the router
+	 * answered a status request (gateway health); NULL otherwise. */
+	const struct Openum__StatusReply *status;
 };
 
 int ctl_args_parse(struct ctl_args *out, int argc, char *const argv[],

@@ -45,6 +45,8 @@ static int show(struct dir *d, const struct ctl_args *a, const char *id,
 		ctl_out_objs_free(&objs);
 		return exit_for(e);
 	}
+	if (a->verb->type == DIR_OBJ_GATEWAY)
+		ctl_out_add_health(&objs, a->status, ctl_out_now_ms());
 	ctl_out_objects(out, &objs, a->json, single);
 	ctl_out_objs_free(&objs);
 	return CTL_EXIT_OK;

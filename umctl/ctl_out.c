@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 /* dir_obj_get callback: copies one object into a struct ctl_objs. */
@@ -442,5 +443,116 @@ void ctl_out_voicemail(FILE *f, const struct vm_message *m, size_t n,
 			else
 				fprintf(f, "%s\n", cell[k]);
 		}
+	}
+}
+
+/* ---- gateway health (get-umipgateway) ------------------------------------ */
+
+static const struct dir_field health_field = {
+	.param = "health", .label = "Health", .kind = DIR_KIND_STRING,
+	.flags = DIR_FF_SHOW,
+	.help = "Up or Down from the UM services' SIP OPTIONS pings",
+};
+static const struct dir_field lastping_field = {
+	.param = "last-ping", .label = "LastPing", .kind = DIR_KIND_STRING,
+	.flags = DIR_FF_SHOW,
+	.help = "the last ping's answer, the address that answered, when",
+};
+
+unsigned long long ctl_out_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (unsigned long long)ts.tv_sec * 1000 +
+	       (unsigned long long)ts.tv_nsec / 1000000;
+}
+
+static const char *obj_value(const struct ctl_obj *ob, const char *label)
+{
+	for (size_t i = 0; i < ob->n; i++) {
+		if (!strcmp(ob->field[i]->label, label))
+			return ob->value[i];
+	}
+	return NULL;
+}
+
+static void add_field(struct ctl_obj *ob, const struct dir_field *f,
+		      const char *v)
+{
+	char *c;
+
+	if (ob->n >= CTL_OUT_MAX_FIELDS || !(c = strdup(v)))
+		return;
+	ob->field[ob->n] = f;
+	ob->value[ob->n++] = c;
+}
+
+static unsigned long long ago_s(unsigned long long now, unsigned long long t)
+{
+	return now > t ? (now - t) / 1000 : 0;
+}
+
+void ctl_out_add_health(struct ctl_objs *o, const Openum__StatusReply *st,
+			unsigned long long now_ms)
+{
+	for (size_t i = 0; i < o->n; i++) {
+		struct ctl_obj *ob = &o->obj[i];
+		const char *name = obj_value(ob, "Name");
+		const Openum__GatewayHealth *best = NULL;
+		const char *by = NULL;
+		char health[16], last[400];
+
+		for (size_t k = 0; st && name && k < st->n_instances; k++) {
+			const Openum__InstanceStatus *in = st->instances[k];
+
+			for (size_t j = 0; j < in->n_gateways; j++) {
+				const Openum__GatewayHealth *h = in->gateways[j];
+
+				if (!h->gateway || strcasecmp(h->gateway, name))
+					continue;
+				/* The most recent ping of any instance. */
+				if (!best || h->checked_unix_ms > best->checked_unix_ms) {
+					best = h;
+					by = in->instance_id;
+				}
+			}
+		}
+		if (!st) {
+			snprintf(health, sizeof health, "Unknown");
+			snprintf(last, sizeof last, "umcallrouter is not running");
+		} else if (!best) {
+			snprintf(health, sizeof health, "Unknown");
+			snprintf(last, sizeof last, "%s",
+				 st->n_instances ? "not pinged (not Enabled, or "
+						   "just added)"
+						 : "no UM service is running");
+		} else if (!best->checked) {
+			snprintf(health, sizeof health, "Unknown");
+			snprintf(last, sizeof last, "first ping under way (%s)", by);
+		} else if (best->up) {
+			snprintf(health, sizeof health, "Up");
+			snprintf(last, sizeof last, "%s from %s, %llu s ago (%s)",
+				 best->last_reason, best->address,
+				 ago_s(now_ms, best->checked_unix_ms), by);
+		} else {
+			int n = snprintf(last, sizeof last, "%s, %llu s ago (%s); ",
+					 best->last_reason,
+					 ago_s(now_ms, best->checked_unix_ms), by);
+
+			snprintf(health, sizeof health, "Down");
+			if (n > 0 && (size_t)n < sizeof last) {
+				if (best->answered_unix_ms)
+					snprintf(last + n, sizeof last - n,
+						 "last answered %llu s ago from %s",
+						 ago_s(now_ms, best->answered_unix_ms),
+						 best->address);
+				else
+					snprintf(last + n, sizeof last - n,
+						 "never answered");
+			}
+		}
+		add_field(ob, &health_field, health);
+		add_field(ob, &lastping_field, last);
 	}
 }

@@ -31,6 +31,12 @@ void ctl_out_objs_free(struct ctl_objs *o);
 void ctl_out_objects(FILE *f, const struct ctl_objs *o, bool json,
 		     bool single);
 void ctl_out_status(FILE *f, const Openum__StatusReply *r, bool json);
+/* Adds Health and LastPing to each gateway of o from the UM services'
+ * OPTIONS pings in st (NULL: the router is not running); now_ms is the
+ * wall clock for "N s ago". */
+void ctl_out_add_health(struct ctl_objs *o, const Openum__StatusReply *st,
+			unsigned long long now_ms);
+unsigned long long ctl_out_now_ms(void);
 void ctl_out_json_string(FILE *f, const char *s);
 void ctl_out_voicemail(FILE *f, const struct vm_message *m, size_t n,
 		       bool json);

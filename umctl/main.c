@@ -195,7 +195,21 @@ int main(int argc, char **argv)
 	} else if (!existed) {
 		fprintf(stderr, "umctl: created %s\n", dbpath);
 	}
-	code = ctl_cmd_run(d, &a, stdout, stderr, &written);
+	if (a.verb->action == CTL_ACT_GET && a.verb->type == DIR_OBJ_GATEWAY) {
+		/* Gateway health lives in the running UM services; without a
+		 * router the directory's view is still shown. */
+		Openum__StatusReply *st = NULL;
+		char *why = NULL;
+
+		if (ctl_ipc_status(sock, &st, &why) == 0)
+			a.status = st;
+		free(why);
+		code = ctl_cmd_run(d, &a, stdout, stderr, &written);
+		if (st)
+			openum__status_reply__free_unpacked(st, NULL);
+	} else {
+		code = ctl_cmd_run(d, &a, stdout, stderr, &written);
+	}
 	dir_close(d);
 	if (code == CTL_EXIT_OK && written)
 		code = notify_router(&a, sock);

@@ -12,6 +12,7 @@
 #include "common/sipl.h"
 #include "common/gwres.h"
 #include "common/outconn.h"
+#include "umservice/gwhealth.h"
 #include "common/rtab.h"
 #include "common/vmwriter.h"
 #include "umservice/audio.h"
@@ -56,6 +57,7 @@ struct service {
 	struct vmwriter *vm;
 	struct mwi *mwi;
 	struct outconn *outconn;
+	struct gwhealth *health;
 	struct outcall_mod *pop;		/* Play on Phone */
 	struct greetings *greetings;
 	char dir_path[PATH_MAX];
@@ -67,6 +69,8 @@ struct service {
 /* RTP ports of the calls (even ports, RTCP on the next). */
 #define RTP_PORT_LO 40000
 #define RTP_PORT_HI 49999
+/* Gateway states reported to the router at most. */
+#define SERVICE_HEALTH_MAX 1024
 
 /* Reports load and whether new calls are accepted to the router. */
 static void service_load(void *arg)
@@ -74,13 +78,42 @@ static void service_load(void *arg)
 	struct service *s = arg;
 	Openum__Envelope env;
 	Openum__ServiceStatus st = OPENUM__SERVICE_STATUS__INIT;
+	size_t n = gwhealth_count(s->health);
+	struct gwhealth_state *gs = NULL;
+	Openum__GatewayHealth *gh = NULL, **ghp = NULL;
 
+	if (!s->link || !rlink_connected(s->link))
+		return;		/* sent in full once connected */
 	st.active_calls = s->env.active;
 	st.accepting = !s->stopping;
+	if (n > SERVICE_HEALTH_MAX)
+		n = SERVICE_HEALTH_MAX;
+	if (n && (gs = calloc(n, sizeof *gs)) && (gh = calloc(n, sizeof *gh)) &&
+	    (ghp = calloc(n, sizeof *ghp))) {
+		n = gwhealth_states(s->health, gs, n);
+		for (size_t i = 0; i < n; i++) {
+			openum__gateway_health__init(&gh[i]);
+			gh[i].gateway = gs[i].gateway;
+			gh[i].up = gs[i].up;
+			gh[i].checked = gs[i].checked;
+			gh[i].last_status = gs[i].last_status;
+			gh[i].last_reason = gs[i].last_reason;
+			gh[i].address = gs[i].address;
+			gh[i].checked_unix_ms = gs[i].checked_unix_ms;
+			gh[i].answered_unix_ms = gs[i].answered_unix_ms;
+			gh[i].changed_unix_ms = gs[i].changed_unix_ms;
+			ghp[i] = &gh[i];
+		}
+		st.gateways = ghp;
+		st.n_gateways = n;
+	}
 	ipc_envelope_init(&env);
 	env.body_case = OPENUM__ENVELOPE__BODY_SERVICE_STATUS;
 	env.service_status = &st;
 	rlink_send(s->link, &env);
+	free(gs);
+	free(gh);
+	free(ghp);
 }
 
 /* --- IPC ----------------------------------------------------------------- */
@@ -319,6 +352,7 @@ static void sip_down(void *arg, nta_agent_t *agent, enum sipl_family f)
 	call_agent_gone(&s->env, agent);
 	outcall_agent_gone(s->pop, agent);
 	mwi_agent_gone(s->mwi, agent);
+	gwhealth_agent_gone(s->health, agent);
 	nta_leg_destroy(s->leg[f]);
 	s->leg[f] = NULL;
 }
@@ -375,7 +409,8 @@ static int apply_settings(struct service *s, char **cause)
 					 "usable: %s", why ? why : "?");
 			free(why);
 		}
-		mwi_configure(s->mwi, n.fqdn, rs.dns_servers);
+		mwi_configure(s->mwi, n.fqdn);
+		gwhealth_sync(s->health, n.gateway_ping_interval_s, n.fqdn);
 		outcall_configure(s->pop, n.fqdn);
 		gwres_refresh(s->gwres);
 	}
@@ -517,6 +552,7 @@ int main(int argc, char **argv)
 	{
 		struct mwi_config mc = {
 			.loop = loop_uv(s.loop), .sip = s.sip, .vm = s.vm,
+			.outconn = s.outconn,
 			.table_h = service_table, .table_arg = &s,
 			.directory_path = daemon_state_path(&s.opts, "directory.db",
 							    path, sizeof path),
@@ -524,6 +560,18 @@ int main(int argc, char **argv)
 		};
 
 		err = mwi_alloc(&s.mwi, &mc);
+		if (err)
+			goto out;
+	}
+	{
+		struct gwhealth_config hc = {
+			.loop = loop_uv(s.loop), .sip = s.sip,
+			.outconn = s.outconn, .table_h = service_table,
+			.table_arg = &s, .changed_h = service_load,
+			.changed_arg = &s,
+		};
+
+		err = gwhealth_alloc(&s.health, &hc);
 		if (err)
 			goto out;
 	}
@@ -564,6 +612,7 @@ out:
 	s.pop = NULL;		/* sip_down (below) must not reach it */
 	rlink_free(s.link);
 	mwi_free(s.mwi);
+	gwhealth_free(s.health);
 	sipl_free(s.sip);
 	vmwriter_close(s.vm);
 	greetings_free(s.greetings);

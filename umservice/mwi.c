@@ -24,21 +24,25 @@
  *
  * NOTIFYs go over TCP (Exchange UM signals over TCP or TLS, never UDP) from
  * the service's agent of the destination's family; TLS for SIPSecured and
- * Secured dial plans waits for TLS listeners. Each gateway address of a
- * family allowed by the gateway's IPAddressFamily and served by a listener
- * of the service is tried in turn (IPv6 first for FQDN answers) before the
- * round counts as failed. sofia binds the outgoing connection to the first
- * listening address of the family (Via shows it); the Contact carries the
- * address the kernel routes toward the gateway, or ExternalHostFqdn. */
+ * Secured dial plans waits for TLS listeners. The address comes from the
+ * outbound connection policy (common/outconn.h): the families allowed by
+ * the gateway's IPAddressFamily and served by a listener of the service,
+ * IPv6 first, addresses on the bad-address list skipped, staggered
+ * connects. An address that then leaves the NOTIFY unanswered goes on the
+ * list and the policy looks once more before the round counts as failed.
+ * sofia binds the outgoing connection to the first listening address of
+ * the family (Via shows it); the Contact carries the address the kernel
+ * routes toward the gateway, or ExternalHostFqdn. */
 #define LOG_MODULE "mwi"
 #include "umservice/mwi.h"
 #include "common/hex.h"
 #include "common/log.h"
 #include "common/netaddr.h"
-#include "common/resolver.h"
+#include "common/outconn.h"
 #include "common/rtab.h"
 #include "common/sipl.h"
 #include "common/vmwriter.h"
+#include "umservice/outreq.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -62,7 +66,7 @@
 
 enum tstate {
 	T_QUEUED,	/* on the send queue */
-	T_RESOLVING,	/* FQDN lookup out */
+	T_CONNECTING,	/* the outbound policy is finding an address */
 	T_SENDING,	/* NOTIFY out, attempt timer running */
 	T_WAITING,	/* retry timer running */
 };
@@ -85,8 +89,10 @@ struct target {
 	/* the current round */
 	char gwaddr[256];		/* the gateway's Address */
 	unsigned port;
-	struct sockaddr_storage *addr;	/* RTAB_MAX_ADDRS, during a round only */
-	size_t n_addr, at;
+	unsigned fams;			/* OUTCONN_V4/_V6 usable toward it */
+	unsigned policy_runs;		/* outconn rounds in this round */
+	struct outconn_req *oreq;	/* while T_CONNECTING */
+	struct sockaddr_storage addr;	/* where the NOTIFY goes */
 	nta_outgoing_t *orq;
 	nta_agent_t *agent;
 	char dest[300];			/* "[::1]:5070" or the FQDN, for logs */
@@ -126,9 +132,7 @@ struct mwi {
 	char *dir_path;
 	unsigned refresh_s;
 	char fqdn[256];
-	char dns[512];
-	struct resolver *res;
-	bool res_failed;
+	struct outconn *oc;
 
 	struct target *targets;		/* every live target */
 	struct target *thash[HASH_SIZE];
@@ -149,7 +153,6 @@ struct mwi {
 };
 
 static void pump(struct mwi *m);
-static void send_next(struct target *tg);
 static void retry_due(uv_timer_t *t);
 static void attempt_timeout(uv_timer_t *t);
 static int notify_cb(nta_outgoing_magic_t *magic, nta_outgoing_t *orq,
@@ -201,6 +204,19 @@ int mwi_body(char *buf, size_t len, const char *account,
 			 c->old_msgs, c->urgent_new, c->urgent_old);
 
 	return n < 0 || (size_t)n >= len ? ENOSPC : 0;
+}
+
+/* The families (OUTCONN_V4/_V6) usable toward a gateway: its
+ * IPAddressFamily and the service's listeners both allow them. */
+unsigned mwi_families(enum dir_af af, bool have_v4, bool have_v6)
+{
+	unsigned f = 0;
+
+	if (have_v6 && af != DIR_AF_IPV4ONLY)
+		f |= OUTCONN_V6;
+	if (have_v4 && af != DIR_AF_IPV6ONLY)
+		f |= OUTCONN_V4;
+	return f;
 }
 
 /* Whether gateway gw carries the NOTIFYs of dialplan. */
@@ -455,8 +471,8 @@ static void target_done(struct target *tg)
 		nta_outgoing_destroy(tg->orq);
 		tg->orq = NULL;
 	}
-	free(tg->addr);
-	tg->addr = NULL;
+	outconn_cancel(tg->oreq);
+	tg->oreq = NULL;
 	uv_close((uv_handle_t *)&tg->timer, target_closed);
 }
 
@@ -474,54 +490,6 @@ static void enqueue(struct target *tg)
 }
 
 /* ---- one NOTIFY -------------------------------------------------------------- */
-
-/* The local address the kernel would use toward dst (no packet is sent). */
-static int local_host_for(const struct sockaddr_storage *dst, char *buf,
-			  size_t len)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof ss;
-	socklen_t dl = dst->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-						  : sizeof(struct sockaddr_in);
-	int fd = socket(dst->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	int err = 0;
-
-	if (fd < 0)
-		return errno;
-	if (connect(fd, (const struct sockaddr *)dst, dl) != 0 ||
-	    getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
-		err = errno;
-	close(fd);
-	if (!err)
-		netaddr_host((struct sockaddr *)&ss, buf, len);
-	return err;
-}
-
-/* The port of the service's TCP listener of a family (0: none). */
-static unsigned listener_port(struct mwi *m, enum sipl_family f)
-{
-	struct sipl_endpoint eps[32];
-	size_t n = sipl_endpoints(m->sip, eps, 32);
-
-	for (size_t i = 0; i < n && i < 32; i++) {
-		if (eps[i].family == f && !strcmp(eps[i].transport, "tcp"))
-			return eps[i].port;
-	}
-	return 0;
-}
-
-static void random_hex(char *out, size_t bytes)
-{
-	uint8_t r[32];
-
-	if (bytes > sizeof r)
-		bytes = sizeof r;
-	if (getrandom(r, bytes, GRND_NONBLOCK) != (ssize_t)bytes) {
-		for (size_t i = 0; i < bytes; i++)
-			r[i] = (uint8_t)random();
-	}
-	hex_encode(out, r, bytes);
-}
 
 static void log_result(struct target *tg, enum log_level level, int status,
 		       const char *phrase, const char *next)
@@ -553,11 +521,7 @@ static void round_over(struct target *tg, enum mwi_outcome o, int status,
 	enum log_level level = o == MWI_DELIVERED ? LOG_LEVEL_INFO : LOG_LEVEL_WARN;
 
 	m->inflight--;
-	/* Addresses are looked up afresh each round: a refresh of thousands
-	 * of mailboxes keeps no address lists in memory meanwhile. */
-	free(tg->addr);
-	tg->addr = NULL;
-	tg->n_addr = tg->at = 0;
+	tg->policy_runs = 0;
 	if (m->closing) {
 		target_done(tg);
 		return;
@@ -593,110 +557,69 @@ static void round_over(struct target *tg, enum mwi_outcome o, int status,
 	target_done(tg);
 }
 
-/* Builds and sends the NOTIFY of tg to addr[at] through agent: 0 or an
- * errno. */
-static int send_one(struct target *tg, nta_agent_t *agent, enum sipl_family f)
+/* Builds and sends the NOTIFY of tg to tg->addr: 0 or an errno. */
+static int send_one(struct target *tg)
 {
 	struct mwi *m = tg->m;
-	const struct sockaddr_storage *a = &tg->addr[tg->at];
-	char host[NETADDR_STRLEN], local[300], lhost[304], gwhost[260];
-	char route[128], ruri[400], rq[420], from[420], to[404], contact[340];
-	char account[300], body[600], callid[40], tag[20];
-	unsigned lport = listener_port(m, f);
-	bool v6 = a->ss_family == AF_INET6;
-	msg_t *msg;
+	char account[300], body[600];
+	struct outreq r = {
+		.method = "NOTIFY", .addr = &tg->addr, .gw_host = tg->gwaddr,
+		.gw_port = tg->port, .user = tg->mailbox, .fqdn = m->fqdn,
+		.event = "message-summary",
+		/* Unsolicited: no subscription exists, so none is active;
+		 * "timeout" lets a peer that wants one subscribe at once
+		 * (RFC 6665 §4.1.3). */
+		.substate = "terminated;reason=timeout",
+		.content_type = "application/simple-message-summary",
+		.body = body,
+	};
 	int err;
 
-	netaddr_host((const struct sockaddr *)a, host, sizeof host);
-	snprintf(route, sizeof route, "sip:%s%s%s:%u;transport=tcp", v6 ? "[" : "",
-		 host, v6 ? "]" : "", tg->port);
-	if (m->fqdn[0])
-		snprintf(local, sizeof local, "%s", m->fqdn);
-	else if ((err = local_host_for(a, local, sizeof local)) != 0)
-		return err;
-	snprintf(lhost, sizeof lhost, strchr(local, ':') ? "[%s]" : "%s", local);
-	snprintf(gwhost, sizeof gwhost, strchr(tg->gwaddr, ':') ? "[%s]" : "%s",
-		 tg->gwaddr);
 	if (mwi_account_uri(account, sizeof account, tg->mailbox, tg->gwaddr) ||
 	    mwi_body(body, sizeof body, account, &tg->sent))
 		return ENOSPC;
-	snprintf(ruri, sizeof ruri, "sip:%s@%s:%u", tg->mailbox, gwhost, tg->port);
-	snprintf(rq, sizeof rq, "NOTIFY %s SIP/2.0", ruri);
-	snprintf(to, sizeof to, "<%s>", ruri);
-	random_hex(tag, 8);
-	snprintf(from, sizeof from, "<sip:%s@%s>;tag=%s", tg->mailbox, lhost, tag);
-	random_hex(callid, 16);
-	snprintf(contact, sizeof contact, "<sip:%s:%u;transport=tcp>", lhost, lport);
-
-	msg = nta_msg_create(agent, 0);
-	if (!msg)
-		return ENOMEM;
-	if (sip_add_tl(msg, sip_object(msg),
-		       SIPTAG_REQUEST_STR(rq),
-		       SIPTAG_MAX_FORWARDS_STR("70"),
-		       SIPTAG_FROM_STR(from),
-		       SIPTAG_TO_STR(to),
-		       SIPTAG_CALL_ID_STR(callid),
-		       SIPTAG_CSEQ_STR("1 NOTIFY"),
-		       TAG_IF(lport, SIPTAG_CONTACT_STR(contact)),
-		       SIPTAG_EVENT_STR("message-summary"),
-		       /* Unsolicited: no subscription exists, so none is
-			* active; "timeout" lets a peer that wants one
-			* subscribe at once (RFC 6665 §4.1.3). */
-		       SIPTAG_SUBSCRIPTION_STATE_STR("terminated;reason=timeout"),
-		       SIPTAG_USER_AGENT_STR("OpenUM"),
-		       SIPTAG_CONTENT_TYPE_STR("application/simple-message-summary"),
-		       SIPTAG_PAYLOAD_STR(body),
-		       TAG_END()) < 0) {
-		msg_destroy(msg);
-		return EINVAL;
-	}
-	/* Internal answers (transport errors) come back later, never from
-	 * inside mcreate. */
-	tg->orq = nta_outgoing_mcreate(agent, notify_cb, (nta_outgoing_magic_t *)tg,
-				       (url_string_t *)route, msg, TAG_END());
-	if (!tg->orq) {
-		msg_destroy(msg);
-		return EIO;
-	}
-	return 0;
+	tg->orq = outreq_send(m->sip, &r, notify_cb, (nta_outgoing_magic_t *)tg,
+			      &err);
+	return tg->orq ? 0 : err;
 }
 
-/* Tries the round's addresses from tg->at on. */
-static void send_next(struct target *tg)
+static void connect_round(struct target *tg);
+
+/* Sends the NOTIFY to the address the outbound policy found. */
+static void send_to(struct target *tg)
 {
 	struct mwi *m = tg->m;
-	char why[96] = "(not sent: no listener of the gateway's family)";
+	const struct sockaddr_storage *a = &tg->addr;
+	nta_agent_t *agent = sipl_agent(m->sip, a->ss_family == AF_INET6
+							? SIPL_FAMILY_IPV6
+							: SIPL_FAMILY_IPV4);
+	char why[96];
+	int err;
 
-	while (tg->at < tg->n_addr) {
-		const struct sockaddr_storage *a = &tg->addr[tg->at];
-		enum sipl_family f = a->ss_family == AF_INET6 ? SIPL_FAMILY_IPV6
-							      : SIPL_FAMILY_IPV4;
-		nta_agent_t *agent = sipl_agent(m->sip, f);
-		int err;
-
-		netaddr_str((const struct sockaddr *)a, tg->dest, sizeof tg->dest);
-		if (!agent) {
-			tg->at++;
-			continue;
-		}
-		tg->sent = tg->counts;
-		err = send_one(tg, agent, f);
-		if (!err) {
-			tg->st = T_SENDING;
-			tg->agent = agent;
-			uv_update_time(m->loop);	/* may run in a sofia callback */
-			uv_timer_start(&tg->timer, attempt_timeout,
-				       MWI_ATTEMPT_TIMEOUT_MS, 0);
-			return;
-		}
-		snprintf(why, sizeof why, "(not sent: %s)", strerror(err));
-		tg->at++;
+	netaddr_str((const struct sockaddr *)a, tg->dest, sizeof tg->dest);
+	tg->sent = tg->counts;
+	err = send_one(tg);
+	if (err == ENOENT) {
+		round_over(tg, MWI_RETRY, 0, "(not sent: no listener of the "
+			   "address's family)", true);
+		return;
 	}
-	round_over(tg, MWI_RETRY, 0, why, true);
+	if (err) {
+		snprintf(why, sizeof why, "(not sent: %s)", strerror(err));
+		round_over(tg, MWI_RETRY, 0, why, true);
+		return;
+	}
+	tg->st = T_SENDING;
+	tg->agent = agent;
+	uv_update_time(m->loop);	/* may run in a sofia callback */
+	uv_timer_start(&tg->timer, attempt_timeout, MWI_ATTEMPT_TIMEOUT_MS, 0);
 }
 
-static void attempt_over(struct target *tg, int status, const char *phrase)
+/* no_answer: nothing came back from the address (transport error or
+ * timeout), so it goes on the bad-address list and the policy looks once
+ * more, skipping it. */
+static void attempt_over(struct target *tg, int status, const char *phrase,
+			 bool no_answer)
 {
 	struct mwi *m = tg->m;
 	enum mwi_outcome o = mwi_outcome_of(status);
@@ -704,14 +627,18 @@ static void attempt_over(struct target *tg, int status, const char *phrase)
 	tg->agent = NULL;
 	if (o == MWI_DELIVERED)
 		m->sent++;
-	if (o == MWI_RETRY && tg->at + 1 < tg->n_addr && !m->closing) {
-		log_result(tg, LOG_LEVEL_WARN, status, phrase,
-			   "trying the gateway's next address");
-		tg->at++;
-		send_next(tg);
-	} else {
-		round_over(tg, o, status, phrase, true);
+	if (no_answer && !m->closing) {
+		outconn_mark_bad(m->oc, (const struct sockaddr *)&tg->addr,
+				 "a NOTIFY sent there got no answer");
+		if (tg->policy_runs < 2) {
+			log_result(tg, LOG_LEVEL_WARN, status, phrase,
+				   "trying the gateway's other addresses");
+			connect_round(tg);
+			pump(m);
+			return;
+		}
 	}
+	round_over(tg, o, status, phrase, true);
 	pump(m);
 }
 
@@ -730,7 +657,9 @@ static int notify_cb(nta_outgoing_magic_t *magic, nta_outgoing_t *orq,
 	nta_outgoing_destroy(orq);
 	tg->orq = NULL;
 	uv_timer_stop(&tg->timer);
-	attempt_over(tg, status, phrase);
+	/* nta's own answers (transport error, timeout) come without a
+	 * message. */
+	attempt_over(tg, status, phrase, sip == NULL);
 	return 0;
 }
 
@@ -745,7 +674,7 @@ static void attempt_timeout(uv_timer_t *t)
 	}
 	snprintf(phrase, sizeof phrase, "(no answer within %u s)",
 		 MWI_ATTEMPT_TIMEOUT_MS / 1000);
-	attempt_over(tg, 408, phrase);
+	attempt_over(tg, 408, phrase, true);
 }
 
 static void retry_due(uv_timer_t *t)
@@ -758,86 +687,53 @@ static void retry_due(uv_timer_t *t)
 
 /* ---- rounds ------------------------------------------------------------------ */
 
-static bool family_allowed(enum dir_af af, int family)
-{
-	return family == AF_INET6 ? af != DIR_AF_IPV4ONLY : af != DIR_AF_IPV6ONLY;
-}
-
-/* Adds a usable address (gateway's family rule, a listener of ours). */
-static void add_addr(struct target *tg, enum dir_af af,
-		     const struct sockaddr_storage *ss)
-{
-	struct sockaddr_storage *a;
-	enum sipl_family f = ss->ss_family == AF_INET6 ? SIPL_FAMILY_IPV6
-						       : SIPL_FAMILY_IPV4;
-
-	if (tg->n_addr >= RTAB_MAX_ADDRS || !family_allowed(af, ss->ss_family) ||
-	    !sipl_agent(tg->m->sip, f))
-		return;
-	if (!tg->addr && !(tg->addr = calloc(RTAB_MAX_ADDRS, sizeof *tg->addr)))
-		return;
-	a = &tg->addr[tg->n_addr++];
-	*a = *ss;
-	if (a->ss_family == AF_INET6)
-		((struct sockaddr_in6 *)a)->sin6_port = htons((uint16_t)tg->port);
-	else
-		((struct sockaddr_in *)a)->sin_port = htons((uint16_t)tg->port);
-}
-
-static void resolved(void *arg, int err, const struct resolver_addr *addrs,
-		     size_t n, unsigned ttl_s)
+static void connected(void *arg, const struct outconn_result *r)
 {
 	struct target *tg = arg;
 	struct mwi *m = tg->m;
-	struct rtab *t = m->table_h(m->table_arg);
-	enum dir_af af = DIR_AF_ANY;
-	char why[384];
+	char why[300];
 
-	(void)ttl_s;
-	for (size_t g = 0; t && g < rtab_gateway_count(t); g++) {
-		if (!strcasecmp(rtab_gateway(t, g)->name, tg->gw))
-			af = rtab_gateway(t, g)->af;
-	}
-	if (err) {
-		snprintf(why, sizeof why, "(DNS lookup of %s: %s)", tg->gwaddr,
-			 strerror(err));
-		round_over(tg, MWI_RETRY, 0, why, true);
-		pump(m);
-		return;
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct sockaddr_storage ss;
-
-		memset(&ss, 0, sizeof ss);
-		ss.ss_family = (sa_family_t)addrs[i].family;
-		if (addrs[i].family == AF_INET6)
-			((struct sockaddr_in6 *)&ss)->sin6_addr = addrs[i].a.v6;
-		else
-			((struct sockaddr_in *)&ss)->sin_addr = addrs[i].a.v4;
-		add_addr(tg, af, &ss);
-	}
-	tg->at = 0;
-	if (!tg->n_addr) {
-		snprintf(why, sizeof why, "(%s has no address of a family we serve)",
-			 tg->gwaddr);
+	tg->oreq = NULL;
+	if (r->err) {
+		snprintf(why, sizeof why, "(%s)", r->why);
 		round_over(tg, MWI_RETRY, 0, why, true);
 	} else {
-		send_next(tg);
+		tg->addr = r->addr;
+		send_to(tg);
 	}
 	pump(m);
 }
 
+/* The outbound policy finds the address to send to (the gateway's
+ * families, IPv6 first, bad addresses skipped, staggered connects). */
+static void connect_round(struct target *tg)
+{
+	struct mwi *m = tg->m;
+	char who[200], why[300];
+	int err;
+
+	tg->st = T_CONNECTING;
+	tg->policy_runs++;
+	tg->sent = tg->counts;	/* what this round is about, for the logs */
+	snprintf(who, sizeof who, "NOTIFY for mailbox %s via gateway %s",
+		 tg->mailbox, tg->gw);
+	err = outconn_start(m->oc, tg->gwaddr, tg->port, tg->fams, who,
+			    connected, tg, &tg->oreq);
+	if (err) {
+		snprintf(why, sizeof why, "(outbound connection: %s)",
+			 strerror(err));
+		round_over(tg, MWI_RETRY, 0, why, true);
+	}
+}
+
 /* Starts a round: the gateway as the current snapshot has it (it may have
- * been changed or removed since the counts were read), its addresses, the
- * first NOTIFY. */
+ * been changed or removed since the counts were read), then the outbound
+ * policy. */
 static void start_round(struct target *tg)
 {
 	struct mwi *m = tg->m;
 	struct rtab *t = m->table_h(m->table_arg);
 	const struct dir_gateway *gw = NULL;
-	struct sockaddr_storage ss;
-	unsigned fams = 0;
-	int err;
 
 	if (t) {
 		struct classify_ctx ctx;
@@ -859,59 +755,27 @@ static void start_round(struct target *tg)
 		target_done(tg);
 		return;
 	}
-	m->inflight++;
 	snprintf(tg->gwaddr, sizeof tg->gwaddr, "%s", gw->address);
-	tg->port = gw->port;
-	tg->n_addr = tg->at = 0;
 	snprintf(tg->dest, sizeof tg->dest, "%s", gw->address);
-	if (netaddr_literal(gw->address, &ss) == 0) {
-		add_addr(tg, gw->af, &ss);
-		if (tg->n_addr) {
-			send_next(tg);
-			return;
-		}
-	} else {
-		if (family_allowed(gw->af, AF_INET6) &&
-		    sipl_agent(m->sip, SIPL_FAMILY_IPV6))
-			fams |= RESOLVER_V6;
-		if (family_allowed(gw->af, AF_INET) &&
-		    sipl_agent(m->sip, SIPL_FAMILY_IPV4))
-			fams |= RESOLVER_V4;
-		if (fams) {
-			char *cause = NULL;
-
-			if (!m->res &&
-			    resolver_alloc(&m->res, m->loop, m->dns, &cause) != 0) {
-				if (!m->res_failed)
-					log_warn("no DNS resolver for gateways "
-						 "given by name: %s",
-						 cause ? cause : "?");
-				m->res_failed = true;
-				free(cause);
-				round_over(tg, MWI_RETRY, 0, "(no DNS resolver)", true);
-				return;
-			}
-			tg->st = T_RESOLVING;
-			err = resolver_lookup(m->res, gw->address, fams, resolved, tg);
-			if (err) {
-				char why[80];
-
-				snprintf(why, sizeof why, "(DNS lookup: %s)",
-					 strerror(err));
-				round_over(tg, MWI_RETRY, 0, why, true);
-			}
-			return;
-		}
+	tg->port = gw->port;
+	tg->fams = mwi_families(gw->af, sipl_agent(m->sip, SIPL_FAMILY_IPV4) != NULL,
+				sipl_agent(m->sip, SIPL_FAMILY_IPV6) != NULL);
+	if (!tg->fams) {
+		/* Nothing to send it over: the service does not listen on any
+		 * family the gateway's IPAddressFamily allows. Not retried: a
+		 * listener change is followed by the next change or
+		 * refresh. */
+		log_warn("NOTIFY for mailbox %s (dial plan %s) via gateway %s "
+			 "(%s, IPAddressFamily %s) not sent: the UM service has "
+			 "no listener of a family the gateway allows",
+			 tg->mailbox, tg->dialplan, tg->gw, gw->address,
+			 dir_af_name(gw->af));
+		target_done(tg);
+		return;
 	}
-	/* Nothing to send it over: the service does not listen on any family
-	 * the gateway's IPAddressFamily allows. Not retried: a listener
-	 * change is followed by the next change or refresh. */
-	m->inflight--;
-	log_warn("NOTIFY for mailbox %s (dial plan %s) via gateway %s (%s, "
-		 "IPAddressFamily %s) not sent: the UM service has no listener "
-		 "of a family the gateway allows", tg->mailbox, tg->dialplan,
-		 tg->gw, gw->address, dir_af_name(gw->af));
-	target_done(tg);
+	m->inflight++;
+	tg->policy_runs = 0;
+	connect_round(tg);
 }
 
 /* Starts queued rounds while fewer than MWI_MAX_INFLIGHT are out. Not
@@ -971,7 +835,7 @@ static void target_update(struct mwi *m, const char *dp, const char *mbx,
 	tg->retries = 0;
 	switch (tg->st) {
 	case T_QUEUED:
-	case T_RESOLVING:
+	case T_CONNECTING:
 		break;		/* the latest counts go when it is sent */
 	case T_SENDING:
 		if (memcmp(c, &tg->sent, sizeof *c) != 0)
@@ -1231,7 +1095,7 @@ int mwi_alloc(struct mwi **out, const struct mwi_config *cfg)
 	uint64_t every;
 
 	if (!out || !cfg || !cfg->loop || !cfg->sip || !cfg->vm || !cfg->table_h ||
-	    !cfg->directory_path)
+	    !cfg->directory_path || !cfg->outconn)
 		return EINVAL;
 	m = calloc(1, sizeof *m);
 	if (!m || !(m->dir_path = strdup(cfg->directory_path))) {
@@ -1240,6 +1104,7 @@ int mwi_alloc(struct mwi **out, const struct mwi_config *cfg)
 	}
 	m->loop = cfg->loop;
 	m->sip = cfg->sip;
+	m->oc = cfg->outconn;
 	m->vm = cfg->vm;
 	m->table_h = cfg->table_h;
 	m->table_arg = cfg->table_arg;
@@ -1257,26 +1122,11 @@ int mwi_alloc(struct mwi **out, const struct mwi_config *cfg)
 	return 0;
 }
 
-/* ExternalHostFqdn and DnsServers, after every directory change. */
-void mwi_configure(struct mwi *m, const char *fqdn, const char *dns_servers)
+/* ExternalHostFqdn, after every directory change. */
+void mwi_configure(struct mwi *m, const char *fqdn)
 {
-	if (!m)
-		return;
-	snprintf(m->fqdn, sizeof m->fqdn, "%s", fqdn ? fqdn : "");
-	if (!dns_servers)
-		dns_servers = "";
-	if (strcmp(m->dns, dns_servers) == 0)
-		return;
-	snprintf(m->dns, sizeof m->dns, "%s", dns_servers);
-	m->res_failed = false;
-	if (m->res) {
-		char *cause = NULL;
-
-		if (resolver_set_servers(m->res, m->dns, &cause) != 0)
-			log_warn("DNS servers for gateways given by name: %s",
-				 cause ? cause : "not usable");
-		free(cause);
-	}
+	if (m)
+		snprintf(m->fqdn, sizeof m->fqdn, "%s", fqdn ? fqdn : "");
 }
 
 /* Drops the NOTIFYs out on an agent that is going away; each is retried. */
@@ -1316,8 +1166,6 @@ void mwi_free(struct mwi *m)
 	if (!m || m->closing)
 		return;
 	m->closing = true;
-	resolver_free(m->res);	/* no lookup handler runs after this */
-	m->res = NULL;
 	while (m->targets)
 		target_done(m->targets);
 	m->q_head = m->q_tail = NULL;

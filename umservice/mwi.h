@@ -48,6 +48,7 @@ struct vmwriter;
 struct mwi_config {
 	uv_loop_t *loop;
 	struct sipl *sip;		/* the service's agents, per family */
+	struct outconn *outconn;	/* the outbound connection policy */
 	struct vmwriter *vm;		/* counts are read on its thread */
 	/* The current routing snapshot (gateways, hunt groups, mailboxes). */
 	struct rtab *(*table_h)(void *arg);
@@ -60,9 +61,8 @@ struct mwi_config {
 
 int mwi_alloc(struct mwi **out, const struct mwi_config *cfg);
 /* The service's ExternalHostFqdn ("" = none: From and Contact carry the
- * local address) and the directory's DnsServers for gateways given by FQDN
- * ("" = the system's). */
-void mwi_configure(struct mwi *m, const char *fqdn, const char *dns_servers);
+ * local address). */
+void mwi_configure(struct mwi *m, const char *fqdn);
 /* call_env.mailbox_changed_h: arg is the struct mwi. */
 void mwi_mailbox_changed(void *arg, const char *dialplan, const char *mailbox);
 /* Starts a refresh of every mailbox now (the timer does it every interval). */
@@ -75,6 +75,10 @@ unsigned long long mwi_sent(const struct mwi *m);
 void mwi_free(struct mwi *m);
 
 /* ---- pure helpers (unit-tested) ----------------------------------------- */
+
+/* The families (OUTCONN_V4/_V6 bits) usable toward a gateway of
+ * IPAddressFamily af by a service listening on v4 and/or v6. */
+unsigned mwi_families(enum dir_af af, bool have_v4, bool have_v6);
 
 /* What a NOTIFY's final status means. */
 enum mwi_outcome {

@@ -45,8 +45,14 @@ def _rtp_range(width=20):
 
 class Baresip:
     def __init__(self, workdir, host="127.0.0.1", wav=None, user="4255550123",
-                 display="E2E Baresip", answermode=None):
+                 display="E2E Baresip", netns=None, args=(), answermode=None):
+        """netns: a netns.Host to run in (its ctrl_tcp is reached from
+        inside that namespace); args: more command-line flags (-s: SIP
+        trace into the log); answermode="auto": incoming calls to `user`
+        are answered at once (a phone for outbound calls; see phone.py)."""
         self.dir = Path(workdir)
+        self.netns = netns
+        self.args = [str(a) for a in args]
         self.dir.mkdir(parents=True, exist_ok=True)
         self.host = host
         self.rec = self.dir / "rec"
@@ -105,8 +111,9 @@ rtp_timeout 0
     def start(self, timeout=10):
         log = open(self.log_path, "ab")
         try:
+            argv = [BARESIP, "-f", str(self.dir), *self.args]
             self.proc = subprocess.Popen(
-                [BARESIP, "-f", str(self.dir)], stdin=subprocess.DEVNULL,
+                self.netns.wrap(argv) if self.netns else argv, stdin=subprocess.DEVNULL,
                 stdout=log, stderr=log, cwd=self.dir)
         finally:
             log.close()
@@ -115,8 +122,9 @@ rtp_timeout 0
             if self.proc.poll() is not None:
                 raise AssertionError(f"baresip exited with {self.proc.returncode}:\n"
                                      f"{self.log_tail()}")
+            opener = self.netns.create_connection if self.netns else socket.create_connection
             try:
-                return socket.create_connection(("127.0.0.1", self.ctrl_port), 0.5)
+                return opener(("127.0.0.1", self.ctrl_port), 0.5)
             except OSError:
                 return None
         self.sock = wait_for(connect, timeout, 0.1, "baresip's ctrl_tcp")

@@ -432,8 +432,11 @@ class Umctl:
 class Env:
     """One test's world: a state directory, free ports, the daemons."""
 
-    def __init__(self, base):
+    def __init__(self, base, wrap=None):
+        """wrap(argv) -> argv runs the daemons and umctl some other way
+        (netns.ns_env: inside a network namespace)."""
         self.base = Path(base)
+        self.wrap = wrap or (lambda argv: argv)
         self.dir = self.base / "state"
         self.dir.mkdir()
         self.router_port = free_port()
@@ -457,7 +460,7 @@ class Env:
         return self.dir / (f"{name}.log" if n == 1 else f"{name}-{n}.log")
 
     def spawn(self, name, binary, args):
-        d = Daemon(name, [binary, "--state-dir", self.dir, *args],
+        d = Daemon(name, self.wrap([binary, "--state-dir", self.dir, *args]),
                    self._log_path(name))
         self.daemons.append(d)
         return d
@@ -529,7 +532,7 @@ class Env:
             argv += ["--state-dir", str(self.dir)]
         if json_out:
             argv.append("--json")
-        argv += [str(a) for a in args]
+        argv = self.wrap(argv + [str(a) for a in args])
         try:
             r = _retry_exec(lambda: subprocess.run(
                 argv, capture_output=True, text=True, stdin=subprocess.DEVNULL,

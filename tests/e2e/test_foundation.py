@@ -351,7 +351,7 @@ def _hello_ok(env):
     c = w.IpcClient(env.sock)
     hello = c.read(timeout=3)
     assert hello is not None, "router closed without Hello"
-    assert hello.version == 1 and hello.body_field == w.HELLO, hello
+    assert hello.version == w.VERSION and hello.body_field == w.HELLO, hello
     assert hello.body.get(1, [0])[0] == w.ROLE_ROUTER, hello
     return c
 
@@ -388,7 +388,7 @@ def test_bad_ipc_frames(running, case):
         envs, eof = bad.read_until_eof(timeout=3)
         assert eof, f"router did not close the connection after {case}: {envs}"
         for e in envs:
-            assert e.body_field == w.ERROR and e.version == 1, e
+            assert e.body_field == w.ERROR and e.version == w.VERSION, e
         if must_error:
             assert envs, f"no Error envelope before the close ({case})"
             assert envs[-1].error_text(), envs[-1]

@@ -23,7 +23,6 @@ bounded; only 127.0.0.1 and ::1 are used.
 Run with: /usr/bin/python3 -m pytest -q tests/e2e/test_mwi.py
 """
 
-import datetime
 import re
 import shutil
 import subprocess
@@ -34,6 +33,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SIPP, SIPP_DIR, Env, free_port, hostport, wait_for
+from sipgw import GatewayUas
 
 MAILBOX = "1001"
 PILOT = "8000"                 # neither the access number nor a mailbox
@@ -66,109 +66,6 @@ SIPP_BYE = """\
 
 # --------------------------------------------------------------------------
 # peers
-
-
-class Notify:
-    """One NOTIFY as SIPp logged it."""
-
-    def __init__(self, when, text):
-        self.when = when
-        head, _, body = text.partition("\n\n")
-        lines = head.splitlines()
-        self.request_line = lines[0].strip()
-        self.headers = {}
-        for line in lines[1:]:
-            if ":" in line:
-                k, v = line.split(":", 1)
-                self.headers.setdefault(k.strip().lower(), []).append(v.strip())
-        self.body = body.strip("\n")
-        self.raw = text
-
-    def header(self, name):
-        v = self.headers.get(name.lower())
-        return v[0] if v else None
-
-    def body_fields(self):
-        out = {}
-        for line in self.body.splitlines():
-            if ":" in line:
-                k, v = line.split(":", 1)
-                out[k.strip()] = v.strip()
-        return out
-
-
-class GatewayUas:
-    """SIPp as a UM IP gateway on host:port over TCP, answering every
-    NOTIFY with `status` (at most `calls` of them, then it exits)."""
-
-    def __init__(self, workdir, name, host, port, status="200 OK", calls=1000):
-        self.name, self.host, self.port, self.status = name, host, port, status
-        self.dir = Path(workdir) / f"uas-{name}-{int(time.monotonic() * 1000)}"
-        self.dir.mkdir(parents=True)
-        scen = self.dir / "mwi_uas.xml"
-        scen.write_text((SIPP_DIR / "mwi_uas.xml").read_text().replace("@STATUS@", status))
-        self.messages = self.dir / "messages.log"
-        self.argv = [SIPP, "-sf", str(scen), "-t", "t1", "-i", host, "-p", str(port),
-                     "-m", str(calls), "-nostdin", "-trace_msg",
-                     "-message_file", str(self.messages),
-                     "-trace_err", "-error_file", str(self.dir / "errors.log")]
-        self.out = open(self.dir / "output.txt", "wb")
-        self.proc = subprocess.Popen(self.argv, cwd=self.dir, stdin=subprocess.DEVNULL,
-                                     stdout=self.out, stderr=subprocess.STDOUT)
-
-    def listening(self):
-        fam = "-6" if ":" in self.host else "-4"
-        r = subprocess.run(["ss", "-Hlnt", fam, f"sport = :{self.port}"],
-                           capture_output=True, text=True, timeout=10)
-        return self.proc.poll() is None and bool(r.stdout.strip())
-
-    def wait_listening(self, timeout=10):
-        wait_for(self.listening, timeout, 0.05, f"SIPp gateway {self.name} listening")
-
-    def notifies(self):
-        """The NOTIFYs received so far, in order."""
-        try:
-            text = self.messages.read_text(errors="replace")
-        except FileNotFoundError:
-            return []
-        out = []
-        blocks = re.split(r"(?m)^-{20,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\s*$", text)
-        # [prefix, time1, block1, time2, block2, ...]
-        for i in range(1, len(blocks) - 1, 2):
-            when = datetime.datetime.strptime(blocks[i], "%Y-%m-%d %H:%M:%S.%f")
-            block = blocks[i + 1].replace("\r\n", "\n")
-            m = re.search(r"(?s)message received \[\d+\] bytes :\n\n(.*)", block)
-            if m and m.group(1).startswith("NOTIFY "):
-                out.append(Notify(when, m.group(1)))
-        return out
-
-    def wait_notifies(self, n, timeout):
-        return wait_for(lambda: (lambda x: x if len(x) >= n else None)(self.notifies()),
-                        timeout, 0.1, f"{n} NOTIFY(s) at gateway {self.name}")
-
-    def wait_exit(self, timeout=10):
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        self.out.close()
-
-    def report(self):
-        def read(n, tail=4000):
-            p = self.dir / n
-            return p.read_text(errors="replace")[-tail:] if p.exists() else ""
-        return (f"--- gateway {self.name} ({self.status}) {' '.join(self.argv)}\n"
-                f"output:\n{read('output.txt', 1500)}\nerrors:\n{read('errors.log')}\n"
-                f"messages:\n{read('messages.log')}")
 
 
 def deposit(env, workdir, host="127.0.0.1"):
@@ -298,19 +195,25 @@ def world():
         new_gateway(env, "gw503", "127.0.0.1", p["gw503"])
         peers = [w.uas("loopback", "127.0.0.1"), w.uas("loopback6", "::1"),
                  w.uas("gwoff", "127.0.0.1"),
-                 w.uas("gw503", "127.0.0.1", "503 Service Unavailable", calls=1)]
+                 # two requests: the OPTIONS ping at start (200), then
+                 # the NOTIFY (503); then it exits.
+                 w.uas("gw503", "127.0.0.1", "503 Service Unavailable", calls=2)]
         for u in peers:
             u.wait_listening()
         r = env.start_router(wait=False)
         env.wait_router(r, timeout=20)
         s = env.start_service(wait=False)
         env.wait_instance("e2e-1", port=env.service_port, daemon=s, timeout=20)
+        # umservice pings every gateway at start: gw503 answers its OPTIONS
+        # before the NOTIFY it is to refuse.
+        wait_for(lambda: w.peers["gw503"][0].options(), 15, 0.1,
+                 "the OPTIONS ping of gw503")
         w.deposit_rc, w.deposit_report = deposit(env, w.base)
         assert w.deposit_rc == 0, f"the deposit call failed:\n{w.report()}"
         wait_for(lambda: re.search(r"message \d+ stored for mailbox 1001", service_log(env)),
                  15, 0.1, "the message to be stored")
         w.stored_at = time.monotonic()
-        # gw503 answered 503 and its SIPp has exited (-m 1): a 200 UAS
+        # gw503 answered 503 and its SIPp has exited (-m 2): a 200 UAS
         # takes its port for the retry.
         w.peers["gw503"][0].wait_notifies(1, NOTIFY_TIMEOUT)
         assert w.peers["gw503"][0].wait_exit(10) is not None, "SIPp (503) did not exit"

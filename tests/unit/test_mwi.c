@@ -6,6 +6,7 @@
 #include "common/rtab.h"
 #include "common/vmstore.h"
 #include "tests/unit/unit.h"
+#include "common/outconn.h"
 #include "umservice/mwi.h"
 
 #include <errno.h>
@@ -19,6 +20,7 @@ int test_mwi_retry_schedule(void);
 int test_mwi_gateways(void);
 int test_mwi_collect(void);
 int test_mwi_take_args(void);
+int test_mwi_families(void);
 
 int test_mwi_body(void)
 {
@@ -365,5 +367,19 @@ int test_mwi_take_args(void)
 
 		UT_ASSERT_INT(mwi_take_args(&c, v, &s), EINVAL);
 	}
+	return 0;
+}
+
+/* Which families a NOTIFY may use: the gateway's IPAddressFamily and the
+ * service's listeners. */
+int test_mwi_families(void)
+{
+	UT_ASSERT_INT(mwi_families(DIR_AF_ANY, true, true), OUTCONN_V4 | OUTCONN_V6);
+	UT_ASSERT_INT(mwi_families(DIR_AF_IPV4ONLY, true, true), OUTCONN_V4);
+	UT_ASSERT_INT(mwi_families(DIR_AF_IPV6ONLY, true, true), OUTCONN_V6);
+	UT_ASSERT_INT(mwi_families(DIR_AF_ANY, false, true), OUTCONN_V6);
+	UT_ASSERT_INT(mwi_families(DIR_AF_ANY, true, false), OUTCONN_V4);
+	UT_ASSERT_INT(mwi_families(DIR_AF_IPV4ONLY, false, true), 0);
+	UT_ASSERT_INT(mwi_families(DIR_AF_IPV6ONLY, true, false), 0);
 	return 0;
 }

@@ -17,6 +17,7 @@ int test_umctl_args_errors(void);
 int test_umctl_args_switches(void);
 int test_umctl_args_mailbox(void);
 int test_umctl_cmd_output(void);
+int test_umctl_gateway_health(void);
 int test_umctl_status_output(void);
 
 #define ARGV(...) ((char *const[]){"umctl", __VA_ARGS__, NULL})
@@ -284,7 +285,9 @@ int test_umctl_cmd_output(void)
 	UT_ASSERT(strstr(out, "{\"Name\":\"loopback6\",\"Address\":\"::1\","
 			      "\"Port\":5060,\"IPAddressFamily\":\"Any\","
 			      "\"Status\":\"Enabled\",\"OutcallsAllowed\":true,"
-			      "\"MessageWaitingIndicatorAllowed\":true}]\n"));
+			      "\"MessageWaitingIndicatorAllowed\":true,"
+			      "\"Health\":\"Unknown\",\"LastPing\":"
+			      "\"umcallrouter is not running\"}]\n"));
 	UT_ASSERT_INT(RUN(out, &w, "get-umdialplan", "--identity", "default",
 			  "--json"),
 		      0);
@@ -397,5 +400,66 @@ int test_umctl_status_output(void)
 	UT_ASSERT(strstr(buf, "Pid              42\n"));
 	UT_ASSERT(strstr(buf, "ActiveCalls      2\n"));
 	free(buf);
+	return 0;
+}
+
+/* get-umipgateway's Health and LastPing from a status reply: the most
+ * recent ping of any instance wins; down shows when it last answered. */
+int test_umctl_gateway_health(void)
+{
+	static const struct dir_field name_f = {.label = "Name",
+						.kind = DIR_KIND_STRING};
+	struct ctl_objs o = {0};
+	struct dir_value v[3] = {{&name_f, "Name", "gw1"},
+				 {&name_f, "Name", "gw2"},
+				 {&name_f, "Name", "gw3"}};
+	Openum__GatewayHealth a = OPENUM__GATEWAY_HEALTH__INIT;
+	Openum__GatewayHealth b = OPENUM__GATEWAY_HEALTH__INIT;
+	Openum__GatewayHealth c = OPENUM__GATEWAY_HEALTH__INIT;
+	Openum__GatewayHealth *ga[] = {&a}, *gb[] = {&b, &c};
+	Openum__InstanceStatus i1 = OPENUM__INSTANCE_STATUS__INIT;
+	Openum__InstanceStatus i2 = OPENUM__INSTANCE_STATUS__INIT;
+	Openum__InstanceStatus *is[] = {&i1, &i2};
+	Openum__StatusReply st = OPENUM__STATUS_REPLY__INIT;
+	const unsigned long long now = 1000000;
+
+	for (int i = 0; i < 3; i++)
+		UT_ASSERT_INT(ctl_out_collect_h(&v[i], 1, &o), 0);
+	a.gateway = "GW1";	/* names match case-insensitively */
+	a.checked = true;
+	a.up = true;
+	a.last_reason = "200 OK";
+	a.address = "[::1]:5070";
+	a.checked_unix_ms = now - 5000;
+	b.gateway = "gw1";	/* older: loses */
+	b.checked = true;
+	b.last_reason = "no answer";
+	b.checked_unix_ms = now - 50000;
+	c.gateway = "gw2";
+	c.checked = true;
+	c.up = false;
+	c.last_reason = "no answer from 127.0.0.1:5070 within 8 s";
+	c.address = "127.0.0.1:5070";
+	c.answered_unix_ms = now - 120000;
+	c.checked_unix_ms = now - 2000;
+	i1.instance_id = "a";
+	i1.gateways = ga;
+	i1.n_gateways = 1;
+	i2.instance_id = "b";
+	i2.gateways = gb;
+	i2.n_gateways = 2;
+	st.instances = is;
+	st.n_instances = 2;
+	ctl_out_add_health(&o, &st, now);
+	UT_ASSERT_INT(o.obj[0].n, 3);
+	UT_ASSERT_STR(o.obj[0].value[1], "Up");
+	UT_ASSERT_STR(o.obj[0].value[2], "200 OK from [::1]:5070, 5 s ago (a)");
+	UT_ASSERT_STR(o.obj[1].value[1], "Down");
+	UT_ASSERT_STR(o.obj[1].value[2],
+		      "no answer from 127.0.0.1:5070 within 8 s, 2 s ago (b); "
+		      "last answered 120 s ago from 127.0.0.1:5070");
+	UT_ASSERT_STR(o.obj[2].value[1], "Unknown");
+	UT_ASSERT(strstr(o.obj[2].value[2], "not pinged") != NULL);
+	ctl_out_objs_free(&o);
 	return 0;
 }
