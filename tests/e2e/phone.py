@@ -2,9 +2,14 @@
 answer, refuse or ring, and the directory objects that point at them.
 
 Reusable beyond loopback: every class takes the host it listens on (an
-address of its own) and never assumes a family; SippUas also takes `wrap`,
-a command prefix to run SIPp inside a network namespace (["ip", "netns",
-"exec", "hostA"]).
+address of its own), never assumes a family, and takes netns= (a
+netns.Host) to run inside a network namespace, as Baresip and sipgw do.
+
+The UM service pings every Enabled gateway with OPTIONS (the first ping
+~200 ms after the gateway appears, then every GatewayPingInterval).
+baresip answers those by itself; a SippUas knows only its one call, so start
+it after that first ping (test_play_on_phone.sipp_gateway waits for the
+ping's event 1400) with a long GatewayPingInterval.
 
     phone = Phone(workdir, "::1", number="5550100").start()
     outcall_gateway(env, "gw6", "::1", phone.sip_port, af="IPv6Only")
@@ -34,7 +39,7 @@ class Phone:
     sending silence (or `wav`) and recording what it hears. It hangs up
     only when told (hangup()); otherwise the caller's BYE ends the call."""
 
-    def __init__(self, workdir, host, number, wav_seconds=120, wav=None):
+    def __init__(self, workdir, host, number, wav_seconds=120, wav=None, netns=None):
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         if wav is None:
@@ -42,7 +47,7 @@ class Phone:
             audio.write_wav(wav, audio.silence(wav_seconds))
         self.number = number
         self.b = Baresip(self.dir / "baresip", host=host, wav=wav, user=number,
-                         display="E2E Phone", answermode="auto")
+                         display="E2E Phone", answermode="auto", netns=netns)
 
     @property
     def host(self):
@@ -102,7 +107,7 @@ class SippUas:
     ring=True answers 180 and waits for the CANCEL (then 200, 487)."""
 
     def __init__(self, workdir, host, port, status="486 Busy Here", ring=False,
-                 wrap=None, timeout=60):
+                 netns=None, timeout=60):
         self.host, self.port = host, port
         self.dir = Path(workdir) / f"uas-{port}-{int(time.monotonic() * 1000)}"
         self.dir.mkdir(parents=True)
@@ -113,7 +118,8 @@ class SippUas:
         scen = self.dir / "uas.xml"
         scen.write_text(text)
         self.messages = self.dir / "messages.log"
-        self.argv = [*(wrap or []), SIPP, "-sf", str(scen), "-t", "t1", "-i", host,
+        self.netns = netns
+        self.argv = [SIPP, "-sf", str(scen), "-t", "t1", "-i", host,
                      "-p", str(port), "-m", "1", "-nostdin", "-timeout", f"{timeout}s",
                      "-timeout_error", "-trace_msg", "-message_file", str(self.messages),
                      "-trace_err", "-error_file", str(self.dir / "errors.log")]
@@ -122,15 +128,18 @@ class SippUas:
 
     def start(self, timeout=10):
         self.out = open(self.dir / "output.txt", "wb")
-        self.proc = subprocess.Popen(self.argv, cwd=self.dir, stdin=subprocess.DEVNULL,
-                                     stdout=self.out, stderr=subprocess.STDOUT)
+        popen = self.netns.popen if self.netns else subprocess.Popen
+        self.proc = popen(self.argv, cwd=self.dir, stdin=subprocess.DEVNULL,
+                          stdout=self.out, stderr=subprocess.STDOUT)
         fam = "-6" if ":" in self.host else "-4"
 
         def listening():
             if self.proc.poll() is not None:
                 raise AssertionError(f"SIPp exited early:\n{self.report()}")
-            r = subprocess.run(["ss", "-Hlnt", fam, f"sport = :{self.port}"],
-                               capture_output=True, text=True, timeout=10)
+            argv = ["ss", "-Hlnt", fam, f"sport = :{self.port}"]
+            if self.netns:
+                argv = self.netns.wrap(argv)
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
             return bool(r.stdout.strip())
         wait_for(listening, timeout, 0.05, f"SIPp UAS on {self.host}:{self.port}")
         return self
