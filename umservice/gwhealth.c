@@ -133,7 +133,9 @@ static int options_cb(nta_outgoing_magic_t *magic, nta_outgoing_t *orq,
 	struct entry *e = (struct entry *)magic;
 	int status = nta_outgoing_status(orq);
 	char reason[160], a[NETADDR_STRLEN];
-	bool from_gw = sip != NULL;
+	/* nta's own answers (transport error, timeout) are not the
+	 * gateway's. */
+	bool from_gw = sip && !nta_sip_is_internal(sip);
 
 	if (status < 200)
 		return 0;

@@ -647,6 +647,9 @@ static int notify_cb(nta_outgoing_magic_t *magic, nta_outgoing_t *orq,
 {
 	struct target *tg = (struct target *)magic;
 	int status = nta_outgoing_status(orq);
+	/* nta's own answers (transport error, timeout): nothing came from
+	 * the gateway. */
+	bool no_answer = !sip || nta_sip_is_internal(sip);
 	char phrase[96];
 
 	if (status < 200)
@@ -657,9 +660,7 @@ static int notify_cb(nta_outgoing_magic_t *magic, nta_outgoing_t *orq,
 	nta_outgoing_destroy(orq);
 	tg->orq = NULL;
 	uv_timer_stop(&tg->timer);
-	/* nta's own answers (transport error, timeout) come without a
-	 * message. */
-	attempt_over(tg, status, phrase, sip == NULL);
+	attempt_over(tg, status, phrase, no_answer);
 	return 0;
 }
 

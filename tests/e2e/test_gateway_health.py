@@ -184,3 +184,51 @@ def test_dead_addresses_skipped_then_retried(env, tmp_path):
         dns.stop()
         for h in holes:
             h.close()
+
+
+class Slammer:
+    """host:port that accepts TCP connections and closes them at once:
+    the connect succeeds, the OPTIONS never gets a SIP answer."""
+
+    def __init__(self, host, port):
+        import threading
+        self.l = socket.socket()
+        self.l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.l.bind((host, port))
+        self.l.listen(16)
+        self.l.settimeout(0.2)
+        self.accepted = 0
+        self.stop_flag = False
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        while not self.stop_flag:
+            try:
+                c, _ = self.l.accept()
+            except OSError:
+                continue
+            self.accepted += 1
+            c.close()
+
+    def close(self):
+        self.stop_flag = True
+        self.t.join(2)
+        self.l.close()
+
+
+def test_connection_closed_without_answer_is_down(env):
+    """sofia answers such a request itself (503/408 "internal"): that is no
+    answer from the gateway, so the gateway is Down, not Up."""
+    port = free_port()
+    setup_gateways(env, gwslam=("127.0.0.1", port))
+    s = Slammer("127.0.0.1", port)
+    try:
+        env.start_router()
+        env.start_service()
+        g = health(env, "gwslam", "Down")
+        assert s.accepted >= 1, "the OPTIONS never connected"
+        assert "no answer from 127.0.0.1:" in g["LastPing"], g
+        assert "event 1400: UM IP gateway gwslam " in service_log(env)
+    finally:
+        s.close()

@@ -351,12 +351,12 @@ class Group:
 
     def wait_resolved(self, fqdns, timeout=15):
         """Both daemons have looked up every FQDN gateway (their logs say
-        'UM IP gateway NAME: FQDN -> ...' or 'cannot resolve UM IP gateway
-        NAME (FQDN)')."""
+        'UM IP gateway NAME: FQDN -> ...', 'UM IP gateway NAME: FQDN has no A
+        record ...' or 'cannot resolve UM IP gateway NAME (FQDN)')."""
         for d in (self.router, self.service):
             for f in fqdns:
-                pat = rf"UM IP gateway \S+: {re.escape(f)} -> |cannot resolve UM IP gateway " \
-                      rf"\S+ \({re.escape(f)}\)"
+                pat = rf"UM IP gateway \S+: {re.escape(f)} (-> |has no )|cannot resolve UM IP " \
+                      rf"gateway \S+ \({re.escape(f)}\)"
                 wait_for(lambda: re.search(pat, d.log()),
                          timeout, 0.1, f"{d.name} of {self.name} to look up {f}")
         self.listeners = {"router": netns.ss_sockets(self.host, self.env.router_port),
