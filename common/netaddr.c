@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Formats host and port, IPv6 in brackets. */
 const char *netaddr_str(const struct sockaddr *sa, char *buf, size_t len)
@@ -93,4 +94,28 @@ int netaddr_literal(const char *s, struct sockaddr_storage *ss)
 		return 0;
 	}
 	return EINVAL;
+}
+
+int netaddr_route_source(const struct sockaddr_storage *dst,
+			 struct sockaddr_storage *src)
+{
+	socklen_t sl = sizeof *src;
+	socklen_t dl = dst->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+						  : sizeof(struct sockaddr_in);
+	int fd = socket(dst->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	int err = 0;
+
+	if (fd < 0)
+		return errno;
+	if (connect(fd, (const struct sockaddr *)dst, dl) != 0 ||
+	    getsockname(fd, (struct sockaddr *)src, &sl) != 0)
+		err = errno;
+	close(fd);
+	if (!err) {
+		if (src->ss_family == AF_INET6)
+			((struct sockaddr_in6 *)src)->sin6_port = 0;
+		else
+			((struct sockaddr_in *)src)->sin_port = 0;
+	}
+	return err;
 }

@@ -21,4 +21,10 @@ bool netaddr_same_host(const struct sockaddr *a, const struct sockaddr *b);
  * anything else (an FQDN). */
 int netaddr_literal(const char *s, struct sockaddr_storage *ss);
 
+/* The local address the kernel would send from toward dst (a connected
+ * UDP socket, no packet sent); port 0. 0 or an errno. */
+struct sockaddr_storage;
+int netaddr_route_source(const struct sockaddr_storage *dst,
+			 struct sockaddr_storage *src);
+
 #endif

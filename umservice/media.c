@@ -818,20 +818,11 @@ void media_close(struct media *m)
 int media_local_for(int family, const char *remote, char *out, size_t len)
 {
 	struct sockaddr_storage ss, me;
-	socklen_t ml = sizeof me;
-	int fd, err = 0;
+	int err;
 
 	if (fill_addr(&ss, family, remote, 9))
 		return EINVAL;
-	fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return errno;
-	if (connect(fd, (struct sockaddr *)&ss,
-		    family == AF_INET6 ? sizeof(struct sockaddr_in6)
-				       : sizeof(struct sockaddr_in)) != 0 ||
-	    getsockname(fd, (struct sockaddr *)&me, &ml) != 0)
-		err = errno;
-	close(fd);
+	err = netaddr_route_source(&ss, &me);
 	if (!err)
 		netaddr_host((struct sockaddr *)&me, out, len);
 	return err;

@@ -19,18 +19,8 @@ int outreq_local_host(const struct sockaddr_storage *dst, char *buf,
 		      size_t len)
 {
 	struct sockaddr_storage ss;
-	socklen_t sl = sizeof ss;
-	socklen_t dl = dst->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-						  : sizeof(struct sockaddr_in);
-	int fd = socket(dst->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	int err = 0;
+	int err = netaddr_route_source(dst, &ss);
 
-	if (fd < 0)
-		return errno;
-	if (connect(fd, (const struct sockaddr *)dst, dl) != 0 ||
-	    getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
-		err = errno;
-	close(fd);
 	if (!err)
 		netaddr_host((struct sockaddr *)&ss, buf, len);
 	return err;
