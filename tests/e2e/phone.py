@@ -37,9 +37,11 @@ from conftest import SIPP, SIPP_DIR, wait_for
 class Phone:
     """baresip answering every call to `number` at once (answermode=auto),
     sending silence (or `wav`) and recording what it hears. It hangs up
-    only when told (hangup()); otherwise the caller's BYE ends the call."""
+    only when told (hangup()); otherwise the caller's BYE ends the call.
+    args: more baresip flags (["-s"]: the SIP trace into its log)."""
 
-    def __init__(self, workdir, host, number, wav_seconds=120, wav=None, netns=None):
+    def __init__(self, workdir, host, number, wav_seconds=120, wav=None, netns=None,
+                 args=()):
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         if wav is None:
@@ -47,7 +49,8 @@ class Phone:
             audio.write_wav(wav, audio.silence(wav_seconds))
         self.number = number
         self.b = Baresip(self.dir / "baresip", host=host, wav=wav, user=number,
-                         display="E2E Phone", answermode="auto", netns=netns)
+                         display="E2E Phone", answermode="auto", netns=netns,
+                         args=args)
 
     @property
     def host(self):
