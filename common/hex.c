@@ -1,6 +1,9 @@
 /* hex.c — hexadecimal encoding and decoding. */
 #include "common/hex.h"
 
+#include <stdlib.h>
+#include <sys/random.h>
+
 #include <errno.h>
 
 /* See the header. */
@@ -41,4 +44,17 @@ int hex_decode(uint8_t *dst, const char *src, size_t n)
 		dst[i / 2] = (uint8_t)(hi << 4 | lo);
 	}
 	return 0;
+}
+
+void hex_random(char *dst, size_t n)
+{
+	uint8_t r[32];
+
+	if (n > sizeof r)
+		n = sizeof r;
+	if (getrandom(r, n, GRND_NONBLOCK) != (ssize_t)n) {
+		for (size_t i = 0; i < n; i++)
+			r[i] = (uint8_t)random();
+	}
+	hex_encode(dst, r, n);
 }

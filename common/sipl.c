@@ -267,6 +267,19 @@ size_t sipl_endpoints(const struct sipl *s, struct sipl_endpoint *eps,
 	return n;
 }
 
+unsigned sipl_listener_port(const struct sipl *s, enum sipl_family family,
+			    const char *transport)
+{
+	struct sipl_endpoint eps[32];
+	size_t n = sipl_endpoints(s, eps, 32);
+
+	for (size_t i = 0; i < n && i < 32; i++) {
+		if (eps[i].family == family && !strcmp(eps[i].transport, transport))
+			return eps[i].port;
+	}
+	return 0;
+}
+
 /* The agent of a family, or NULL when that family is not listening. */
 nta_agent_t *sipl_agent(const struct sipl *s, enum sipl_family family)
 {

@@ -66,6 +66,9 @@ int sipl_apply(struct sipl *s, const struct sipl_config *cfg, char **cause);
 size_t sipl_endpoints(const struct sipl *s, struct sipl_endpoint *eps,
 		      size_t max);
 nta_agent_t *sipl_agent(const struct sipl *s, enum sipl_family family);
+/* The port of the listener of a family and transport ("tcp"), 0: none. */
+unsigned sipl_listener_port(const struct sipl *s, enum sipl_family family,
+			    const char *transport);
 const char *sipl_family_name(enum sipl_family family);
 /* Closes every agent (calling down_h) and frees s; NULL is fine. */
 void sipl_free(struct sipl *s);

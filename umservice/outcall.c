@@ -34,7 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
@@ -241,32 +240,6 @@ static unsigned played_now(struct outcall *oc)
 }
 
 /* ---- SIP helpers ------------------------------------------------------------ */
-
-static void random_hex(char *out, size_t bytes)
-{
-	uint8_t r[32];
-
-	if (bytes > sizeof r)
-		bytes = sizeof r;
-	if (getrandom(r, bytes, GRND_NONBLOCK) != (ssize_t)bytes) {
-		for (size_t i = 0; i < bytes; i++)
-			r[i] = (uint8_t)random();
-	}
-	hex_encode(out, r, bytes);
-}
-
-/* The port of the service's TCP listener of a family (0: none). */
-static unsigned listener_port(struct outcall_mod *m, enum sipl_family f)
-{
-	struct sipl_endpoint eps[32];
-	size_t n = sipl_endpoints(m->sip, eps, 32);
-
-	for (size_t i = 0; i < n && i < 32; i++) {
-		if (eps[i].family == f && !strcmp(eps[i].transport, "tcp"))
-			return eps[i].port;
-	}
-	return 0;
-}
 
 static bool af_allows(enum dir_af af, int family)
 {
@@ -685,7 +658,7 @@ static int send_invite(struct outcall *oc, char *why, size_t len)
 	char host[NETADDR_STRLEN], local[300], lhost[304], gwhost[260];
 	char mlocal[NETADDR_STRLEN], sdp[1024], ruri[400], to[404], from[420];
 	char contact[420], tag[20], *cause = NULL;
-	unsigned lport = listener_port(m, f);
+	unsigned lport = sipl_listener_port(m->sip, f, "tcp");
 	bool v6 = oc->family == AF_INET6;
 	struct media_handlers mh = {.play_done_h = on_play_done};
 	int err;
@@ -728,8 +701,8 @@ static int send_invite(struct outcall *oc, char *why, size_t len)
 		 oc->mailbox, lhost);
 	snprintf(contact, sizeof contact, "<sip:%s@%s:%u;transport=tcp>",
 		 oc->mailbox, lhost, lport);
-	random_hex(tag, 8);
-	random_hex(oc->call_id, 16);
+	hex_random(tag, 8);
+	hex_random(oc->call_id, 16);
 	oc->leg = nta_leg_tcreate(oc->agent, leg_request, (nta_leg_magic_t *)oc,
 				  SIPTAG_CALL_ID_STR(oc->call_id),
 				  SIPTAG_FROM_STR(from), SIPTAG_TO_STR(to),

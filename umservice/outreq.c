@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include <sofia-sip/msg.h>
@@ -24,32 +23,6 @@ int outreq_local_host(const struct sockaddr_storage *dst, char *buf,
 	if (!err)
 		netaddr_host((struct sockaddr *)&ss, buf, len);
 	return err;
-}
-
-/* The port of the service's TCP listener of a family (0: none). */
-static unsigned listener_port(struct sipl *sip, enum sipl_family f)
-{
-	struct sipl_endpoint eps[32];
-	size_t n = sipl_endpoints(sip, eps, 32);
-
-	for (size_t i = 0; i < n && i < 32; i++) {
-		if (eps[i].family == f && !strcmp(eps[i].transport, "tcp"))
-			return eps[i].port;
-	}
-	return 0;
-}
-
-static void random_hex(char *out, size_t bytes)
-{
-	uint8_t r[32];
-
-	if (bytes > sizeof r)
-		bytes = sizeof r;
-	if (getrandom(r, bytes, GRND_NONBLOCK) != (ssize_t)bytes) {
-		for (size_t i = 0; i < bytes; i++)
-			r[i] = (uint8_t)random();
-	}
-	hex_encode(out, r, bytes);
 }
 
 nta_outgoing_t *outreq_send(struct sipl *sip, const struct outreq *r,
@@ -71,7 +44,7 @@ nta_outgoing_t *outreq_send(struct sipl *sip, const struct outreq *r,
 		*err = ENOENT;
 		return NULL;
 	}
-	lport = listener_port(sip, f);
+	lport = sipl_listener_port(sip, f, "tcp");
 	netaddr_host((const struct sockaddr *)a, host, sizeof host);
 	snprintf(route, sizeof route, "sip:%s%s%s:%u;transport=tcp", v6 ? "[" : "",
 		 host, v6 ? "]" : "", netaddr_port((const struct sockaddr *)a));
@@ -87,9 +60,9 @@ nta_outgoing_t *outreq_send(struct sipl *sip, const struct outreq *r,
 	snprintf(ruri, sizeof ruri, "sip:%s%s:%u", user, gwhost, r->gw_port);
 	snprintf(rq, sizeof rq, "%s %s SIP/2.0", r->method, ruri);
 	snprintf(to, sizeof to, "<%s>", ruri);
-	random_hex(tag, 8);
+	hex_random(tag, 8);
 	snprintf(from, sizeof from, "<sip:%s%s>;tag=%s", user, lhost, tag);
-	random_hex(callid, 16);
+	hex_random(callid, 16);
 	snprintf(cseq, sizeof cseq, "1 %s", r->method);
 	snprintf(contact, sizeof contact, "<sip:%s:%u;transport=tcp>", lhost, lport);
 

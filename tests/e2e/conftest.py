@@ -90,6 +90,20 @@ def free_port():
     raise RuntimeError("no free port found")
 
 
+def free_port_block(n=4):
+    """The first of n consecutive free ports (an even one), all reserved:
+    SIPp's -mp takes mp (RTP), mp+1 (RTCP) and mp+2, mp+3 (video)."""
+    for _ in range(500):
+        port = random.randrange(20000, 32000 - n, 2)
+        block = range(port, port + n)
+        if any(p in _used_ports for p in block):
+            continue
+        if all(_bindable(p) for p in block):
+            _used_ports.update(block)
+            return port
+    raise RuntimeError("no free port block found")
+
+
 def hostport(host, port):
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 

@@ -35,7 +35,7 @@ import pytest
 import audio
 import campaign as camp
 from baresip import Baresip
-from conftest import LOOPBACK, SIPP, SIPP_DIR, Env, free_port, hostport, wait_for
+from conftest import LOOPBACK, SIPP, SIPP_DIR, Env, free_port, free_port_block, hostport, wait_for
 import uac
 
 MAILBOX = "1001"
@@ -319,7 +319,7 @@ class Sipp:
         scen = self.dir / "deposit.xml"
         scen.write_text(text)
         with PORTS:
-            sip_port, media_port = free_port(), free_port()
+            sip_port, media_port = free_port(), free_port_block()
         self.argv = [SIPP, "-sf", str(scen), "-t", "u1", "-i", host,
                      "-p", str(sip_port), "-mp", str(media_port), "-m", "1",
                      "-timeout", "70s", "-timeout_error", "-nostdin",

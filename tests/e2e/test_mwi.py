@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SIPP, SIPP_DIR, Env, free_port, hostport, wait_for
+from conftest import SIPP, SIPP_DIR, Env, free_port, free_port_block, hostport, wait_for
 from sipgw import GatewayUas
 
 MAILBOX = "1001"
@@ -82,7 +82,7 @@ def deposit(env, workdir, host="127.0.0.1"):
     scen = d / "deposit.xml"
     scen.write_text(text)
     argv = [SIPP, "-sf", str(scen), "-t", "u1", "-i", host,
-            "-p", str(free_port()), "-mp", str(free_port()), "-m", "1",
+            "-p", str(free_port()), "-mp", str(free_port_block()), "-m", "1",
             "-timeout", f"{DEPOSIT_TIMEOUT}s", "-timeout_error", "-nostdin",
             "-trace_err", "-error_file", str(d / "errors.log"),
             hostport(host, env.router_port)]

@@ -36,7 +36,7 @@ import pytest
 
 import audio
 import ipcwire
-from conftest import SIPP, SIPP_DIR, Env, free_port, hostport, tcp_connect_refused, wait_for
+from conftest import SIPP, SIPP_DIR, Env, free_port, free_port_block, hostport, tcp_connect_refused, wait_for
 from phone import Phone, SippUas, assert_heard, outcall_gateway, play_on_phone, remove_gateway
 
 MAILBOX = "1001"
@@ -122,7 +122,7 @@ def deposit(env, workdir, samples, host="127.0.0.1"):
     scen = d / "deposit.xml"
     scen.write_text(text)
     argv = [SIPP, "-sf", str(scen), "-t", "u1", "-i", host,
-            "-p", str(free_port()), "-mp", str(free_port()), "-m", "1",
+            "-p", str(free_port()), "-mp", str(free_port_block()), "-m", "1",
             "-timeout", f"{DEPOSIT_TIMEOUT}s", "-timeout_error", "-nostdin",
             "-trace_err", "-error_file", str(d / "errors.log"),
             hostport(host, env.router_port)]
