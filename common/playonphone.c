@@ -189,3 +189,19 @@ void pop_result_text(char *buf, size_t len, const Openum__PlayOnPhoneResult *r,
 	snprintf(buf, len, "%s", r->reason && *r->reason ? r->reason
 			   : "the call failed (no reason given)");
 }
+
+bool pop_try_next_gateway(unsigned status, bool no_answer)
+{
+	if (no_answer)
+		return true;
+	switch (status) {
+	case 408:
+	case 500:
+	case 502:
+	case 503:
+	case 504:
+		return true;
+	default:
+		return false;
+	}
+}

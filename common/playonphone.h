@@ -72,5 +72,10 @@ void pop_result_text(char *buf, size_t len, const Openum__PlayOnPhoneResult *r,
 		     const char *mailbox, int64_t message_id, const char *to);
 /* Replaces control and non-ASCII bytes of s in place with '?'. */
 void pop_sanitize(char *s);
+/* Whether an INVITE that failed with status (no_answer: nothing came back
+ * from the gateway, nta's own answer or no response in time) may be tried
+ * through the dial plan's next gateway: the gateway failed (no answer,
+ * 408, 500, 502, 503, 504), not the callee (486 Busy, 603, 404...). */
+bool pop_try_next_gateway(unsigned status, bool no_answer);
 
 #endif

@@ -301,6 +301,43 @@ static void teardown(struct outcall *oc)
 	}
 }
 
+/* Undoes one attempt (its INVITE, dialog and media) before the dial
+ * plan's next gateway is tried; the request goes on. */
+static void release_attempt(struct outcall *oc)
+{
+	uv_timer_stop(&oc->timer);
+	if (oc->invite) {
+		nta_outgoing_destroy(oc->invite);
+		oc->invite = NULL;
+	}
+	if (oc->leg) {
+		nta_leg_destroy(oc->leg);
+		oc->leg = NULL;
+	}
+	if (oc->media) {
+		media_close(oc->media);
+		oc->media = NULL;
+	}
+	oc->agent = NULL;
+	oc->provisional = false;
+}
+
+/* The INVITE failed through the current gateway for the gateway's own
+ * reason (text says it): on to the next one, if there is one. Returns
+ * false when none is left (the caller reports). */
+static bool try_next_gateway(struct outcall *oc, const char *text)
+{
+	if (oc->gi + 1 >= oc->n_gw)
+		return false;
+	snprintf(oc->last_fail, sizeof oc->last_fail, "%s", text);
+	log_info("Play on Phone request %u: %s; trying the dial plan's next "
+		 "gateway", oc->id, text);
+	release_attempt(oc);
+	oc->gi++;
+	connect_next(oc);
+	return true;
+}
+
 static void guard_due(uv_timer_t *t)
 {
 	struct outcall *oc = t->data;
@@ -608,14 +645,22 @@ static int invite_cb(nta_outgoing_magic_t *magic, nta_outgoing_t *orq,
 	}
 	if (internal) {
 		/* Nothing came back from the gateway (nta's own 408/503). */
+		char t2[512];
+
 		snprintf(text, sizeof text, "%d %s", status, phrase);
 		outconn_mark_bad(oc->m->env->outconn,
 				 (const struct sockaddr *)&oc->addr, text);
-		report(oc, false, 0, "gateway %s at %s did not answer the INVITE "
-		       "(%s)", oc->gw, oc->addr_str, text);
+		snprintf(t2, sizeof t2, "gateway %s at %s did not answer the "
+			 "INVITE (%s)", oc->gw, oc->addr_str, text);
+		if (try_next_gateway(oc, t2))
+			return 0;
+		report(oc, false, 0, "%s", t2);
 	} else {
 		pop_status_text(text, sizeof text, (unsigned)status, phrase, oc->gw,
 				oc->addr_str);
+		if (pop_try_next_gateway((unsigned)status, false) &&
+		    try_next_gateway(oc, text))
+			return 0;
 		report(oc, false, (unsigned)status, "%s", text);
 	}
 	teardown(oc);
@@ -630,14 +675,17 @@ static void ring_due(uv_timer_t *t)
 	if (oc->st != OC_INVITING)
 		return;
 	if (!oc->provisional) {
-		char why[64];
+		char why[64], text[400];
 
 		/* Not even a 100 Trying: the gateway is not there. */
 		snprintf(why, sizeof why, "no response to an INVITE within %u s", s);
 		outconn_mark_bad(oc->m->env->outconn,
 				 (const struct sockaddr *)&oc->addr, why);
-		report(oc, false, 0, "gateway %s at %s sent no response to the "
-		       "INVITE within %u s", oc->gw, oc->addr_str, s);
+		snprintf(text, sizeof text, "gateway %s at %s sent no response "
+			 "to the INVITE within %u s", oc->gw, oc->addr_str, s);
+		if (try_next_gateway(oc, text))
+			return;
+		report(oc, false, 0, "%s", text);
 		teardown(oc);
 		return;
 	}

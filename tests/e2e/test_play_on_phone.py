@@ -438,6 +438,45 @@ def test_busy_486(world_report):
         remove_gateway(env, "pop-busy")
 
 
+def test_next_gateway_after_gateway_failure(world_report):
+    """The dial plan's gateways are tried in name order: pop-f1 answers 503
+    (the gateway failed), so the call goes through pop-f2, a phone, which
+    hears the message. A callee's refusal (486) is not a gateway failure:
+    no next gateway then."""
+    w, env = world_report, world_report.env
+    port = free_port()
+    uas = sipp_gateway(w, "f503", "pop-f1", "127.0.0.1", port, "IPv4Only",
+                       status="503 Service Unavailable")
+    phone = Phone(w.workdir("phone-f2"), "127.0.0.1", "5550120").start()
+    w.peers.append(phone)
+    outcall_gateway(env, "pop-f2", "127.0.0.1", phone.sip_port, af="IPv4Only")
+    try:
+        r, data, took = play_on_phone(env, MAILBOX, w.msg["Id"], "5550120")
+        assert r.rc == 0, f"{r}\n{phone.log_tail()}"
+        assert data["Gateway"] == "pop-f2", data
+        assert uas.wait(5) == 0, f"SIPp did not see the ACK:\n{uas.report()}"
+        assert re.search(rf"503 Service Unavailable from gateway pop-f1 at 127\.0\.0\.1:{port}; "
+                         r"trying the dial plan's next gateway", w.service_log()), \
+            w.service_log()[-3000:]
+        assert_heard(phone.heard(), SEQ + SEQ, "the phone behind the second gateway")
+    finally:
+        uas.stop()
+        phone.stop()
+        remove_gateway(env, "pop-f1")
+    port = free_port()
+    uas = sipp_gateway(w, "f486", "pop-f1", "127.0.0.1", port, "IPv4Only",
+                       status="486 Busy Here")
+    try:
+        r, data, took = play_on_phone(env, MAILBOX, w.msg["Id"], "5550121")
+        assert_failed(r, data, rf"^486 Busy Here from gateway pop-f1 at 127\.0\.0\.1:{port}$",
+                      took, FAST)
+        assert "5550121" not in phone.log_tail(200), "the 486 went on to the next gateway"
+    finally:
+        uas.stop()
+        remove_gateway(env, "pop-f1")
+        remove_gateway(env, "pop-f2")
+
+
 def test_nobody_listening(world_report):
     w, env = world_report, world_report.env
     port = free_port()

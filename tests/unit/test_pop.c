@@ -16,6 +16,7 @@
 int test_pop_number(void);
 int test_pop_request_check(void);
 int test_pop_texts(void);
+int test_pop_next_gateway(void);
 int test_pop_default_timeout(void);
 int test_pop_umctl_args(void);
 int test_pop_umctl_output(void);
@@ -328,5 +329,22 @@ int test_pop_choose_instance(void)
 	b->accepting = true;
 	UT_ASSERT(popfwd_choose(reg) == b);
 	reg_free(reg);
+	return 0;
+}
+
+/* Which failed INVITEs go on to the dial plan's next gateway. */
+int test_pop_next_gateway(void)
+{
+	UT_ASSERT(pop_try_next_gateway(0, true));	/* nothing came back */
+	UT_ASSERT(pop_try_next_gateway(408, false));
+	UT_ASSERT(pop_try_next_gateway(500, false));
+	UT_ASSERT(pop_try_next_gateway(502, false));
+	UT_ASSERT(pop_try_next_gateway(503, false));
+	UT_ASSERT(pop_try_next_gateway(504, false));
+	UT_ASSERT(!pop_try_next_gateway(486, false));	/* the callee is busy */
+	UT_ASSERT(!pop_try_next_gateway(404, false));
+	UT_ASSERT(!pop_try_next_gateway(480, false));
+	UT_ASSERT(!pop_try_next_gateway(603, false));
+	UT_ASSERT(!pop_try_next_gateway(501, false));
 	return 0;
 }
