@@ -373,6 +373,15 @@ size_t gwhealth_states(const struct gwhealth *g, struct gwhealth_state *out,
 	return n;
 }
 
+bool gwhealth_is_down(const struct gwhealth *g, const char *name)
+{
+	for (const struct entry *e = g ? g->list : NULL; e; e = e->next) {
+		if (!strcasecmp(e->st.gateway, name))
+			return e->st.checked && !e->st.up;
+	}
+	return false;
+}
+
 size_t gwhealth_count(const struct gwhealth *g)
 {
 	size_t n = 0;

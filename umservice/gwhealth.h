@@ -55,6 +55,9 @@ void gwhealth_sync(struct gwhealth *g, unsigned interval_s, const char *fqdn);
 size_t gwhealth_states(const struct gwhealth *g, struct gwhealth_state *out,
 		       size_t max);
 size_t gwhealth_count(const struct gwhealth *g);
+/* Whether the last ping of gateway name went unanswered (false when it
+ * answered, was never pinged, or is unknown). */
+bool gwhealth_is_down(const struct gwhealth *g, const char *name);
 /* A SIP agent is about to be destroyed: pings out on it end as failed. */
 void gwhealth_agent_gone(struct gwhealth *g, nta_agent_t *agent);
 void gwhealth_free(struct gwhealth *g);

@@ -420,6 +420,11 @@ static int apply_settings(struct service *s, char **cause)
 
 /* --- life cycle ---------------------------------------------------------- */
 
+static bool gateway_down(void *arg, const char *gateway)
+{
+	return gwhealth_is_down(((struct service *)arg)->health, gateway);
+}
+
 static struct rtab *service_table(void *arg)
 {
 	return ((struct service *)arg)->tab;
@@ -581,6 +586,7 @@ int main(int argc, char **argv)
 		struct outcall_config pc = {
 			.env = &s.env, .sip = s.sip, .instance_id = s.instance_id,
 			.ring_s = ring_s, .result_h = pop_result, .arg = &s,
+			.gw_down_h = gateway_down, .gw_down_arg = &s,
 		};
 
 		err = outcall_alloc(&s.pop, &pc);

@@ -96,6 +96,8 @@ struct outcall_mod {
 	unsigned ring_s;
 	void (*result_h)(void *arg, const Openum__PlayOnPhoneResult *r);
 	void *arg;
+	bool (*gw_down_h)(void *arg, const char *gateway);
+	void *gw_down_arg;
 	struct outcall *calls;
 	unsigned n_alloc;		/* calls not yet freed */
 	unsigned active;		/* calls not yet DONE */
@@ -995,6 +997,33 @@ static int pick_dialplan(struct outcall_mod *m, const struct rtab *t,
 
 /* The gateways a dial plan's outbound calls may use, by name, in
  * directory order; or why there are none. */
+/* Gateways whose OPTIONS ping went unanswered go after the others (a
+ * blackholed gateway would cost a connect round's whole deadline); the
+ * order within each group stays the name order. */
+static void down_last(struct outcall_mod *m, struct outcall *oc)
+{
+	char tmp[OUTCALL_MAX_GATEWAYS][DIR_NAME_MAX + 1];
+	bool down[OUTCALL_MAX_GATEWAYS];
+	size_t k = 0;
+
+	if (oc->n_gw < 2)
+		return;
+	for (size_t i = 0; i < oc->n_gw; i++)
+		down[i] = m->gw_down_h(m->gw_down_arg, oc->gws[i]);
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < oc->n_gw; i++) {
+			if (down[i] != (pass == 1))
+				continue;
+			if (down[i])
+				log_info("Play on Phone request %u: gateway %s is "
+					 "down (no answer to OPTIONS): tried after "
+					 "the others", oc->id, oc->gws[i]);
+			memcpy(tmp[k++], oc->gws[i], sizeof tmp[0]);
+		}
+	}
+	memcpy(oc->gws, tmp, oc->n_gw * sizeof tmp[0]);
+}
+
 static size_t pick_gateways(const struct rtab *t, const char *dialplan,
 			    char (*out)[DIR_NAME_MAX + 1], size_t max,
 			    char *why, size_t len)
@@ -1107,6 +1136,8 @@ void outcall_request(struct outcall_mod *m, const Openum__PlayOnPhoneRequest *r)
 		report(oc, false, 0, "%s", why);
 		goto refuse;
 	}
+	if (m->gw_down_h)
+		down_last(m, oc);
 	log_info("Play on Phone request %u: message %lld of mailbox %s (dial plan "
 		 "%s) to %s; gateways: %s%s", oc->id, (long long)oc->message_id,
 		 oc->mailbox, oc->dialplan, oc->to, oc->gws[0],
@@ -1152,6 +1183,8 @@ int outcall_alloc(struct outcall_mod **out, const struct outcall_config *c)
 	m->ring_s = c->ring_s ? c->ring_s : POP_RING_TIMEOUT_S;
 	m->result_h = c->result_h;
 	m->arg = c->arg;
+	m->gw_down_h = c->gw_down_h;
+	m->gw_down_arg = c->gw_down_arg;
 	*out = m;
 	return 0;
 }

@@ -22,6 +22,7 @@
 #ifndef OPENUM_OUTCALL_H
 #define OPENUM_OUTCALL_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include <sofia-sip/nta.h>
@@ -45,6 +46,10 @@ struct outcall_config {
 	/* Each request's one result (request_id set). */
 	void (*result_h)(void *arg, const Openum__PlayOnPhoneResult *r);
 	void *arg;
+	/* Whether a gateway is known to be down (its OPTIONS ping went
+	 * unanswered): tried after the others. NULL: no such knowledge. */
+	bool (*gw_down_h)(void *arg, const char *gateway);
+	void *gw_down_arg;
 };
 
 int outcall_alloc(struct outcall_mod **out, const struct outcall_config *c);

@@ -104,6 +104,21 @@ def free_port_block(n=4):
     raise RuntimeError("no free port block found")
 
 
+class Blackhole:
+    """host:port where connects hang: listen(0) with its one queue slot
+    taken by a connection nobody accepts, so the kernel drops later SYNs."""
+
+    def __init__(self, host, port):
+        self.l = socket.socket()
+        self.l.bind((host, port))
+        self.l.listen(0)
+        self.fill = socket.create_connection((host, port), timeout=2)
+
+    def close(self):
+        self.fill.close()
+        self.l.close()
+
+
 def hostport(host, port):
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 

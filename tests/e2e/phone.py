@@ -107,10 +107,12 @@ def assert_heard(samples, seq, what="the phone"):
 class SippUas:
     """SIPp as a gateway on host:port over TCP for one outbound call:
     status="486 Busy Here" answers 100, 180 and that final status;
-    ring=True answers 180 and waits for the CANCEL (then 200, 487)."""
+    ring=True answers 180 and waits for the CANCEL (then 200, 487).
+    calls: SIPp exits after that many (an OPTIONS ping the refusing
+    scenario answers 200 counts as one)."""
 
     def __init__(self, workdir, host, port, status="486 Busy Here", ring=False,
-                 netns=None, timeout=60):
+                 netns=None, timeout=60, calls=1):
         self.host, self.port = host, port
         self.dir = Path(workdir) / f"uas-{port}-{int(time.monotonic() * 1000)}"
         self.dir.mkdir(parents=True)
@@ -123,7 +125,7 @@ class SippUas:
         self.messages = self.dir / "messages.log"
         self.netns = netns
         self.argv = [SIPP, "-sf", str(scen), "-t", "t1", "-i", host,
-                     "-p", str(port), "-m", "1", "-nostdin", "-timeout", f"{timeout}s",
+                     "-p", str(port), "-m", str(calls), "-nostdin", "-timeout", f"{timeout}s",
                      "-timeout_error", "-trace_msg", "-message_file", str(self.messages),
                      "-trace_err", "-error_file", str(self.dir / "errors.log")]
         self.proc = None

@@ -18,7 +18,7 @@ import re
 import socket
 import time
 
-from conftest import free_port, wait_for
+from conftest import Blackhole, free_port, wait_for
 from dnsmasq import Dnsmasq
 from sipgw import GatewayUas
 
@@ -113,21 +113,6 @@ def test_health_up_down_and_back(env, tmp_path):
 def test_health_without_router_says_so(env):
     g = gateway(env, "loopback")
     assert g["Health"] == "Unknown" and "not running" in g["LastPing"], g
-
-
-class Blackhole:
-    """host:port where connects hang: listen(0) with its one queue slot
-    taken by a connection nobody accepts, so the kernel drops later SYNs."""
-
-    def __init__(self, host, port):
-        self.l = socket.socket()
-        self.l.bind((host, port))
-        self.l.listen(0)
-        self.fill = socket.create_connection((host, port), timeout=2)
-
-    def close(self):
-        self.fill.close()
-        self.l.close()
 
 
 def test_dead_addresses_skipped_then_retried(env, tmp_path):

@@ -36,7 +36,7 @@ import pytest
 
 import audio
 import ipcwire
-from conftest import SIPP, SIPP_DIR, Env, free_port, free_port_block, hostport, tcp_connect_refused, wait_for
+from conftest import SIPP, SIPP_DIR, Blackhole, Env, free_port, free_port_block, hostport, tcp_connect_refused, wait_for
 from phone import Phone, SippUas, assert_heard, outcall_gateway, play_on_phone, remove_gateway
 
 MAILBOX = "1001"
@@ -438,17 +438,27 @@ def test_busy_486(world_report):
         remove_gateway(env, "pop-busy")
 
 
+def up_refusing_gateway(w, tag, name, port, status):
+    """A gateway toward a SIPp that answers the first OPTIONS ping (so the
+    gateway is Up) and refuses the call with status."""
+    uas = SippUas(w.workdir(tag), "127.0.0.1", port, status=status, calls=2).start()
+    w.peers.append(uas)
+    outcall_gateway(w.env, name, "127.0.0.1", port, af="IPv4Only")
+    wait_for(lambda: f"UM IP gateway {name} (127.0.0.1) answers SIP OPTIONS" in
+             w.service_log(), 10, 0.05, f"{name} to answer its OPTIONS ping")
+    return uas
+
+
 def test_next_gateway_after_gateway_failure(world_report):
-    """The dial plan's gateways are tried in name order: pop-f1 answers 503
-    (the gateway failed), so the call goes through pop-f2, a phone, which
-    hears the message. A callee's refusal (486) is not a gateway failure:
-    no next gateway then."""
+    """The dial plan's gateways are tried in name order: pop-f1 (up)
+    answers the INVITE with 503 (the gateway failed), so the call goes
+    through pop-f2, a phone, which hears the message. A callee's refusal
+    (486) is not a gateway failure: no next gateway then."""
     w, env = world_report, world_report.env
     port = free_port()
-    uas = sipp_gateway(w, "f503", "pop-f1", "127.0.0.1", port, "IPv4Only",
-                       status="503 Service Unavailable")
     phone = Phone(w.workdir("phone-f2"), "127.0.0.1", "5550120").start()
     w.peers.append(phone)
+    uas = up_refusing_gateway(w, "f503", "pop-f1", port, "503 Service Unavailable")
     outcall_gateway(env, "pop-f2", "127.0.0.1", phone.sip_port, af="IPv4Only")
     try:
         r, data, took = play_on_phone(env, MAILBOX, w.msg["Id"], "5550120")
@@ -461,11 +471,9 @@ def test_next_gateway_after_gateway_failure(world_report):
         assert_heard(phone.heard(), SEQ + SEQ, "the phone behind the second gateway")
     finally:
         uas.stop()
-        phone.stop()
         remove_gateway(env, "pop-f1")
     port = free_port()
-    uas = sipp_gateway(w, "f486", "pop-f1", "127.0.0.1", port, "IPv4Only",
-                       status="486 Busy Here")
+    uas = up_refusing_gateway(w, "f486", "pop-f1", port, "486 Busy Here")
     try:
         r, data, took = play_on_phone(env, MAILBOX, w.msg["Id"], "5550121")
         assert_failed(r, data, rf"^486 Busy Here from gateway pop-f1 at 127\.0\.0\.1:{port}$",
@@ -473,8 +481,37 @@ def test_next_gateway_after_gateway_failure(world_report):
         assert "5550121" not in phone.log_tail(200), "the 486 went on to the next gateway"
     finally:
         uas.stop()
+        phone.stop()
         remove_gateway(env, "pop-f1")
         remove_gateway(env, "pop-f2")
+
+
+def test_down_gateway_tried_last(world_report):
+    """pop-h1 comes first by name but its address blackholes: its OPTIONS
+    ping went unanswered, so the request goes to pop-h2 (a phone) first and
+    is played at once, not after a connect round's 10 s on pop-h1."""
+    w, env = world_report, world_report.env
+    port = free_port()
+    hole = Blackhole("127.0.0.5", port)
+    phone = Phone(w.workdir("phone-h2"), "127.0.0.1", "5550130").start()
+    w.peers.append(phone)
+    try:
+        outcall_gateway(env, "pop-h1", "127.0.0.5", port, af="IPv4Only")
+        wait_for(lambda: "event 1400: UM IP gateway pop-h1 (" in w.service_log(), 15, 0.1,
+                 "the ping of pop-h1 to go unanswered")
+        outcall_gateway(env, "pop-h2", "127.0.0.1", phone.sip_port, af="IPv4Only")
+        r, data, took = play_on_phone(env, MAILBOX, w.msg["Id"], "5550130")
+        assert r.rc == 0, f"{r}\n{phone.log_tail()}"
+        assert data["Gateway"] == "pop-h2", data
+        secs = w.msg["DurationMs"] / 1000
+        assert took <= secs + 4, f"umctl took {took:.1f} s for a {secs:.1f} s message"
+        assert "gateway pop-h1 is down (no answer to OPTIONS): tried after the others" \
+            in w.service_log()
+    finally:
+        phone.stop()
+        hole.close()
+        remove_gateway(env, "pop-h1")
+        remove_gateway(env, "pop-h2")
 
 
 def test_nobody_listening(world_report):
