@@ -275,3 +275,50 @@ void daemon_sipl_config(struct sipl_config *cfg, int dir_af, unsigned port)
 	cfg->family[SIPL_FAMILY_IPV6] = dir_af != DIR_AF_IPV4ONLY;
 	cfg->port = port;
 }
+
+/* Removes OPT SECONDS / OPT=SECONDS (1..max) from argv, storing it in
+ * *out; EINVAL with a message on stderr for a bad value. */
+int daemon_take_seconds(int *argc, char **argv, const char *opt,
+			unsigned max, unsigned *out)
+{
+	size_t ol = strlen(opt);
+	int w = 1;
+
+	for (int r = 1; r < *argc; r++) {
+		const char *v = NULL;
+		char *end;
+		unsigned long s;
+
+		if (!strcmp(argv[r], "--")) {
+			while (r < *argc)
+				argv[w++] = argv[r++];
+			break;
+		}
+		if (!strcmp(argv[r], opt)) {
+			if (r + 1 >= *argc) {
+				fprintf(stderr, "umservice: %s needs a number of seconds\n",
+					opt);
+				return EINVAL;
+			}
+			v = argv[++r];
+		} else if (!strncmp(argv[r], opt, ol) &&
+			   argv[r][ol] == '=') {
+			v = argv[r] + ol + 1;
+		} else {
+			argv[w++] = argv[r];
+			continue;
+		}
+		errno = 0;
+		s = strtoul(v, &end, 10);
+		if (errno || end == v || *end || v[0] == '-' || s < 1 ||
+		    s > max) {
+			fprintf(stderr, "umservice: %s: \"%s\" is not a number of "
+				"seconds (1-%u)\n", opt, v, max);
+			return EINVAL;
+		}
+		*out = (unsigned)s;
+	}
+	argv[w] = NULL;
+	*argc = w;
+	return 0;
+}

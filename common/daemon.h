@@ -53,4 +53,10 @@ void daemon_signals_close(struct daemon_signals *s);
 struct sipl_config;
 void daemon_sipl_config(struct sipl_config *cfg, int dir_af, unsigned port);
 
+/* Takes `opt SECONDS` or `opt=SECONDS` (1..max) out of argv (the last one
+ * given wins) into *out, leaving argv NULL-ended and *argc updated; stops
+ * at "--". EINVAL, with a line on stderr, for a missing or bad value. */
+int daemon_take_seconds(int *argc, char **argv, const char *opt,
+			unsigned max, unsigned *out);
+
 #endif

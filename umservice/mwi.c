@@ -35,6 +35,7 @@
  * routes toward the gateway, or ExternalHostFqdn. */
 #define LOG_MODULE "mwi"
 #include "umservice/mwi.h"
+#include "common/daemon.h"
 #include "common/hex.h"
 #include "common/log.h"
 #include "common/netaddr.h"
@@ -321,46 +322,8 @@ out:
 /* Removes --mwi-refresh from argv. */
 int mwi_take_args(int *argc, char **argv, unsigned *refresh_s)
 {
-	static const char opt[] = "--mwi-refresh";
-	int w = 1;
-
-	for (int r = 1; r < *argc; r++) {
-		const char *v = NULL;
-		char *end;
-		unsigned long s;
-
-		if (!strcmp(argv[r], "--")) {
-			while (r < *argc)
-				argv[w++] = argv[r++];
-			break;
-		}
-		if (!strcmp(argv[r], opt)) {
-			if (r + 1 >= *argc) {
-				fprintf(stderr, "umservice: %s needs a number of seconds\n",
-					opt);
-				return EINVAL;
-			}
-			v = argv[++r];
-		} else if (!strncmp(argv[r], opt, sizeof opt - 1) &&
-			   argv[r][sizeof opt - 1] == '=') {
-			v = argv[r] + sizeof opt;
-		} else {
-			argv[w++] = argv[r];
-			continue;
-		}
-		errno = 0;
-		s = strtoul(v, &end, 10);
-		if (errno || end == v || *end || v[0] == '-' || s < 1 ||
-		    s > MWI_REFRESH_MAX_S) {
-			fprintf(stderr, "umservice: %s: \"%s\" is not a number of "
-				"seconds (1-%u)\n", opt, v, MWI_REFRESH_MAX_S);
-			return EINVAL;
-		}
-		*refresh_s = (unsigned)s;
-	}
-	argv[w] = NULL;
-	*argc = w;
-	return 0;
+	return daemon_take_seconds(argc, argv, "--mwi-refresh",
+				   MWI_REFRESH_MAX_S, refresh_s);
 }
 
 void mwi_usage(FILE *f)

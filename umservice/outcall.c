@@ -16,6 +16,7 @@
  * connections are opened by outconn on libuv, SIP goes through nta. */
 #define LOG_MODULE "outcall"
 #include "umservice/outcall.h"
+#include "common/daemon.h"
 #include "common/hex.h"
 #include "common/log.h"
 #include "common/netaddr.h"
@@ -1276,46 +1277,8 @@ void outcall_free(struct outcall_mod *m)
 
 int outcall_take_args(int *argc, char **argv, unsigned *ring_s)
 {
-	static const char opt[] = "--pop-ring-timeout";
-	int w = 1;
-
-	for (int r = 1; r < *argc; r++) {
-		const char *v = NULL;
-		char *end;
-		unsigned long s;
-
-		if (!strcmp(argv[r], "--")) {
-			while (r < *argc)
-				argv[w++] = argv[r++];
-			break;
-		}
-		if (!strcmp(argv[r], opt)) {
-			if (r + 1 >= *argc) {
-				fprintf(stderr, "umservice: %s needs a number of "
-					"seconds\n", opt);
-				return EINVAL;
-			}
-			v = argv[++r];
-		} else if (!strncmp(argv[r], opt, sizeof opt - 1) &&
-			   argv[r][sizeof opt - 1] == '=') {
-			v = argv[r] + sizeof opt;
-		} else {
-			argv[w++] = argv[r];
-			continue;
-		}
-		errno = 0;
-		s = strtoul(v, &end, 10);
-		if (errno || end == v || *end || v[0] == '-' || s < 1 ||
-		    s > POP_RING_TIMEOUT_MAX_S) {
-			fprintf(stderr, "umservice: %s: \"%s\" is not a number of "
-				"seconds (1-%u)\n", opt, v, POP_RING_TIMEOUT_MAX_S);
-			return EINVAL;
-		}
-		*ring_s = (unsigned)s;
-	}
-	argv[w] = NULL;
-	*argc = w;
-	return 0;
+	return daemon_take_seconds(argc, argv, "--pop-ring-timeout",
+				   POP_RING_TIMEOUT_MAX_S, ring_s);
 }
 
 void outcall_usage(FILE *f)
