@@ -263,23 +263,11 @@ static const struct dir_gateway *gateway_named(struct outcall_mod *m,
 
 /* ---- the end ------------------------------------------------------------------ */
 
-/* Ends the SIP side and the media for good: nothing more is sent. */
-static void teardown(struct outcall *oc)
+/* Undoes one attempt (its INVITE, BYE, dialog and media): before the dial
+ * plan's next gateway is tried, and by teardown(). */
+static void release_attempt(struct outcall *oc)
 {
-	if (oc->st == OC_DONE)
-		return;
-	/* Every path reports first; this only keeps a request from ever
-	 * going unanswered. */
-	if (!oc->reported) {
-		oc->played_ms = played_now(oc);
-		report(oc, oc->played_all, 0, "the call ended");
-	}
-	oc->st = OC_DONE;
 	uv_timer_stop(&oc->timer);
-	if (oc->ocr) {
-		outconn_cancel(oc->ocr);
-		oc->ocr = NULL;
-	}
 	if (oc->invite) {
 		nta_outgoing_destroy(oc->invite);
 		oc->invite = NULL;
@@ -297,32 +285,31 @@ static void teardown(struct outcall *oc)
 		oc->media = NULL;
 	}
 	oc->agent = NULL;
+	oc->provisional = false;
+}
+
+/* Ends the SIP side and the media for good: nothing more is sent. */
+static void teardown(struct outcall *oc)
+{
+	if (oc->st == OC_DONE)
+		return;
+	/* Every path reports first; this only keeps a request from ever
+	 * going unanswered. */
+	if (!oc->reported) {
+		oc->played_ms = played_now(oc);
+		report(oc, oc->played_all, 0, "the call ended");
+	}
+	oc->st = OC_DONE;
+	if (oc->ocr) {
+		outconn_cancel(oc->ocr);
+		oc->ocr = NULL;
+	}
+	release_attempt(oc);
 	count(oc, false);
 	if (oc->sip_ref) {
 		oc->sip_ref = false;
 		oc_unref(oc);
 	}
-}
-
-/* Undoes one attempt (its INVITE, dialog and media) before the dial
- * plan's next gateway is tried; the request goes on. */
-static void release_attempt(struct outcall *oc)
-{
-	uv_timer_stop(&oc->timer);
-	if (oc->invite) {
-		nta_outgoing_destroy(oc->invite);
-		oc->invite = NULL;
-	}
-	if (oc->leg) {
-		nta_leg_destroy(oc->leg);
-		oc->leg = NULL;
-	}
-	if (oc->media) {
-		media_close(oc->media);
-		oc->media = NULL;
-	}
-	oc->agent = NULL;
-	oc->provisional = false;
 }
 
 /* The INVITE failed through the current gateway for the gateway's own

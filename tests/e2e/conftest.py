@@ -37,6 +37,27 @@ FAMILIES = ("IPv4", "IPv6")
 LOOPBACK = {"IPv4": "127.0.0.1", "IPv6": "::1"}
 AF_OF = {"IPv4Only": {"IPv4"}, "IPv6Only": {"IPv6"}, "Any": {"IPv4", "IPv6"}}
 
+# The end of a SIPp deposit call (sipp/deposit.xml's @ENDING@): the caller
+# hangs up with BYE.
+SIPP_BYE = """\
+  <send retrans="500">
+    <![CDATA[
+
+      BYE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      Max-Forwards: 70
+      From: "SIPp PBX caller" <sip:4255550199@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 3 BYE
+      Content-Length: 0
+
+    ]]>
+  </send>
+
+  <recv response="200"/>
+"""
+
 # Ports handed out in this session are never handed out again (a daemon
 # that just released one may still have it in TIME_WAIT).
 _used_ports = set()

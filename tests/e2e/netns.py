@@ -437,7 +437,24 @@ class Topology:
                 problems.append(f"ip netns del {ns}: {r.stderr.strip()}")
         with _LIVE_LOCK:
             _LIVE.discard(self)
+        left = [ns for ns in list_namespaces() if ns.startswith(self.prefix)]
+        if left:
+            problems.append(f"namespaces left: {left}")
         return problems
+
+
+def close_world(env, dns, topo):
+    """The end of a test world in namespaces: the daemons of env (if any)
+    stopped, dnsmasq (if any), then the topology; the problems seen."""
+    problems = []
+    if env is not None:
+        try:
+            problems += env.stop_all()
+        finally:
+            env.kill_all()
+    if dns:
+        dns.stop()
+    return problems + topo.close()
 
 
 @atexit.register

@@ -35,7 +35,7 @@ import pytest
 import audio
 import campaign as camp
 from baresip import Baresip
-from conftest import LOOPBACK, SIPP, SIPP_DIR, Env, free_port, free_port_block, hostport, wait_for
+from conftest import SIPP_BYE, LOOPBACK, SIPP, SIPP_DIR, Env, free_port, free_port_block, hostport, wait_for
 import uac
 
 MAILBOX = "1001"
@@ -280,25 +280,6 @@ SIPP_POUND = """\
 
     ]]>
   </send>
-"""
-
-SIPP_BYE = """\
-  <send retrans="500">
-    <![CDATA[
-
-      BYE [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      Max-Forwards: 70
-      From: "SIPp PBX caller" <sip:4255550199@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 3 BYE
-      Content-Length: 0
-
-    ]]>
-  </send>
-
-  <recv response="200"/>
 """
 
 

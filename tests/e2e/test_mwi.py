@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SIPP, SIPP_DIR, Env, free_port, free_port_block, hostport, wait_for
+from conftest import SIPP_BYE, SIPP, SIPP_DIR, Env, free_port, free_port_block, hostport, wait_for
 from sipgw import GatewayUas
 
 MAILBOX = "1001"
@@ -43,25 +43,6 @@ AUDIO_MS = 3000                # of the caller's speech, then BYE
 DEPOSIT_TIMEOUT = 60           # the whole call
 NOTIFY_TIMEOUT = 15            # message stored -> NOTIFY (coalescing is 1 s)
 RETRY_TIMEOUT = 40             # first failure -> the retry got through
-
-SIPP_BYE = """\
-  <send retrans="500">
-    <![CDATA[
-
-      BYE [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      Max-Forwards: 70
-      From: "SIPp PBX caller" <sip:4255550199@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 3 BYE
-      Content-Length: 0
-
-    ]]>
-  </send>
-
-  <recv response="200"/>
-"""
 
 
 # --------------------------------------------------------------------------

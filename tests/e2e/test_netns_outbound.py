@@ -141,18 +141,7 @@ class World:
                 u.stop()
             except Exception as e:
                 problems.append(f"stopping SIPp {u.name}: {e!r}")
-        if self.env is not None:
-            try:
-                problems += self.env.stop_all()
-            finally:
-                self.env.kill_all()
-        if self.dns:
-            self.dns.stop()
-        problems += self.topo.close()
-        left = [ns for ns in netns.list_namespaces() if ns.startswith(self.topo.prefix)]
-        if left:
-            problems.append(f"namespaces left: {left}")
-        return problems
+        return problems + netns.close_world(self.env, self.dns, self.topo)
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ import pytest
 
 import audio
 import ipcwire
-from conftest import SIPP, SIPP_DIR, Blackhole, Env, free_port, free_port_block, hostport, tcp_connect_refused, wait_for
+from conftest import SIPP_BYE, SIPP, SIPP_DIR, Blackhole, Env, free_port, free_port_block, hostport, tcp_connect_refused, wait_for
 from phone import Phone, SippUas, assert_heard, outcall_gateway, play_on_phone, remove_gateway
 
 MAILBOX = "1001"
@@ -47,25 +47,6 @@ WAIT_GREETING_MS = 13000       # greeting + tone (~12.3 s measured)
 DEPOSIT_TIMEOUT = 60
 RING_S = 4                     # umservice --pop-ring-timeout for this module
 FAST = 5.0                     # a refusal that involves no ringing, in s
-
-SIPP_BYE = """\
-  <send retrans="500">
-    <![CDATA[
-
-      BYE [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      Max-Forwards: 70
-      From: "SIPp PBX caller" <sip:4255550199@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 3 BYE
-      Content-Length: 0
-
-    ]]>
-  </send>
-
-  <recv response="200"/>
-"""
 
 
 # --------------------------------------------------------------------------
@@ -521,8 +502,8 @@ def test_nobody_listening(world_report):
     outcall_gateway(env, "pop-dead", "127.0.0.1", port, af="IPv4Only")
     try:
         r, data, took = play_on_phone(env, MAILBOX, w.msg["Id"], "5550107")
-        assert_failed(r, data, rf"^gateway pop-dead \(127\.0\.0\.1\): every address failed "
-                      rf"to connect: .*refused", took, 3)
+        assert_failed(r, data, r"^gateway pop-dead \(127\.0\.0\.1\): every address failed "
+                      r"to connect: .*refused", took, 3)
         # The address is on the bad-address list now; with no other address
         # the policy tries it anyway: as quick, as clear.
         r, data, took = play_on_phone(env, MAILBOX, w.msg["Id"], "5550107")
