@@ -49,6 +49,7 @@ COMMON_ALL = $(wildcard common/*.c)
 UNIT_SRC   = $(wildcard tests/unit/*.c)
 # Process modules that are pure enough to unit-test.
 UNIT_EXTRA = umservice/tokens.c callrouter/registry.c callrouter/route.c \
+             callrouter/sipmsg.c callrouter/sipnet.c \
              umservice/tts.c umservice/audio.c umservice/playout.c \
              umservice/spoken.c umservice/pacer.c \
              umservice/mwi.c umservice/outreq.c callrouter/popfwd.c
@@ -119,7 +120,7 @@ FUZZ_SECONDS ?= 20
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -I. -I$(BUILD)/gen $(PKG_CFLAGS) \
               -fsanitize=fuzzer,address,undefined
 FUZZERS = $(BUILD)/fuzz/fuzz_ipc_frame $(BUILD)/fuzz/fuzz_sipuri \
-          $(BUILD)/fuzz/fuzz_rtp $(BUILD)/fuzz/fuzz_sdp
+          $(BUILD)/fuzz/fuzz_rtp $(BUILD)/fuzz/fuzz_sdp $(BUILD)/fuzz/fuzz_sipmsg
 fuzz: $(FUZZERS)
 	@for f in $(FUZZERS); do \
 	  n=$$(basename $$f); mkdir -p $(BUILD)/fuzz/corpus-$$n; \
@@ -132,6 +133,10 @@ $(BUILD)/fuzz/fuzz_ipc_frame: tests/fuzz/fuzz_ipc_frame.c $(PROTO_SRC) $(PROTO_C
 	clang $(FUZZ_CFLAGS) -o $@ $^ $(call libs,$(PKGS_IPC))
 
 $(BUILD)/fuzz/fuzz_sipuri: tests/fuzz/fuzz_sipuri.c common/sipuri.c common/hex.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $^
+
+$(BUILD)/fuzz/fuzz_sipmsg: tests/fuzz/fuzz_sipmsg.c callrouter/sipmsg.c common/sipuri.c common/hex.c common/netaddr.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $^
 

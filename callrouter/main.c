@@ -15,6 +15,7 @@
 #include "common/loop.h"
 #include "common/protolog.h"
 #include "common/sipl.h"
+#include "callrouter/sipnet.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -24,8 +25,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <sofia-sip/sip_status.h>
-#include <sofia-sip/sip_tag.h>
 
 
 struct router {
@@ -33,7 +32,7 @@ struct router {
 	struct loop *loop;
 	struct dir *dir;
 	struct dir_router_settings set;
-	struct sipl *sip;
+	struct sipnet *sip;
 	struct ipc_server *ipc;
 	struct registry *reg;
 	struct route *route;
@@ -79,8 +78,14 @@ static void send_status_reply(struct router *r, struct ipc_conn *c)
 	size_t n_rep_eps = 0, n = reg_count(r->reg), total_eps = 0, k = 0;
 	size_t total_gw = 0, kg = 0;
 
-	if (ipcmsg_endpoints(&rep_eps, &n_rep_eps, r->sip) != 0)
-		goto out;
+	{
+		struct sipl_endpoint eps[64];
+		size_t cnt = sipnet_endpoints(r->sip, eps, 64);
+
+		if (ipcmsg_endpoints_of(&rep_eps, &n_rep_eps, eps,
+					cnt > 64 ? 64 : cnt) != 0)
+			goto out;
+	}
 	for (size_t i = 0; i < n; i++) {
 		total_eps += reg_at(r->reg, i)->n_ep;
 		total_gw += reg_at(r->reg, i)->n_gw;
@@ -365,13 +370,6 @@ static void ipc_accept(struct ipc_server *s, uv_stream_t *server, void *arg)
 
 /* --- SIP ----------------------------------------------------------------- */
 
-static void sip_down(void *arg, nta_agent_t *agent, enum sipl_family f)
-{
-	struct router *r = arg;
-
-	route_agent_gone(r->route, agent);
-}
-
 /* Opens, reopens or closes the protocol log: --protocol-log wins over the
  * directory's ProtocolLogPath. */
 static void apply_protolog(struct router *r)
@@ -446,7 +444,7 @@ static int apply_settings(struct router *r, char **cause)
 	err = apply_routing(r, cause);
 	if (err)
 		return err;
-	return sipl_apply(r->sip, &cfg, cause);
+	return sipnet_apply(r->sip, cfg.family, cfg.port, cause);
 }
 
 /* --- life cycle ---------------------------------------------------------- */
@@ -510,18 +508,10 @@ int main(int argc, char **argv)
 		log_error("cannot start: %s", strerror(err));
 		goto out;
 	}
-	{
-		struct sipl_handlers h = {
-			.message_h = route_message_cb,
-			.message_arg = (nta_agent_magic_t *)r.route,
-			.down_h = sip_down,
-			.arg = &r,
-		};
-
-		err = sipl_alloc(&r.sip, loop_root(r.loop), &h, "sip");
-		if (err)
-			goto out;
-	}
+	err = sipnet_alloc(&r.sip, loop_uv(r.loop), route_sip_cb, r.route);
+	if (err)
+		goto out;
+	route_set_net(r.route, r.sip);
 	err = daemon_signals_start(&r.sig, r.loop, router_stop, router_reload, &r);
 	if (err)
 		goto out;
@@ -551,7 +541,7 @@ out:
 		close_ipc_peers(&r);
 	if (r.ipc)
 		ipc_server_close(r.ipc);
-	sipl_free(r.sip);
+	sipnet_free(r.sip);
 	gwres_free(r.gwres);
 	route_free(r.route);
 	popfwd_free(r.pop);

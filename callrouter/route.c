@@ -6,15 +6,21 @@
  *          ─▶ CallRoutedAck within 200 ms ─▶ 302 Contact: instance;umtoken=…
  *                         no ack / refused ─▶ next instance, or 503
  *
- * SIP is handled statelessly (nta_msg_mreply): a redirect server keeps no
- * transaction memory, which is what bounds the router's memory at any rate
+ * SIP is handled statelessly: a redirect server keeps no transaction
+ * memory, which is what bounds the router's memory at any rate
  * (NOTES-stack.md §5: stateful 302s cost ~50 KB per call/s and collapse).
+ * Requests are read by sipmsg in place and answered with text written
+ * straight from their own header bytes: no general SIP stack on this path,
+ * which is what makes the router faster than a Kamailio redirect (issue 3).
  * The only state is the pending list of INVITEs waiting for an ack, bounded
  * by the 200 ms timeout. Retransmissions of a pending INVITE are absorbed;
- * a retransmission after the 302 is routed again with a fresh token. */
+ * a retransmission after the 302 is routed again with a fresh token (the
+ * same To tag: it is derived from the Call-ID and branch). */
 #define LOG_MODULE "route"
 #include "common/hex.h"
 #include "callrouter/route.h"
+#include "callrouter/sipmsg.h"
+#include "callrouter/sipnet.h"
 #include "common/rtab.h"
 #include "common/classify.h"
 #include "common/daemon.h"
@@ -22,6 +28,7 @@
 #include "common/log.h"
 #include "common/netaddr.h"
 #include "common/protolog.h"
+#include "common/sipuri.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -31,28 +38,17 @@
 #include <strings.h>
 #include <sys/random.h>
 
-#include <sofia-sip/msg_addr.h>
-#include <sofia-sip/nta_tport.h>
-#include <sofia-sip/sip_header.h>
-#include <sofia-sip/sip_status.h>
-#include <sofia-sip/sip_tag.h>
-#include <sofia-sip/su_tagarg.h>
-#include <sofia-sip/tport.h>
 
 #define ROUTER_ALLOW "INVITE, ACK, CANCEL, OPTIONS"
 #define MAX_TRIES 4
 #define PENDING_MAX 10000
 #define TOKEN_LEN 16
 
-/* Where a request came from and on what. */
+/* Where a request came from and where its responses go. */
 struct pkt {
-	/* The transport the request came in on: a deferred stateless reply
-	 * must go out the same way (same source address for UDP, the same
-	 * connection for TCP), and sofia only knows it while the request is
-	 * being delivered. Referenced while a pending call holds it. */
-	tport_t *tp;
-	struct sockaddr_storage local, remote;
-	char transport[8];
+	struct sipnet_src src;	/* a TCP connection is referenced while pending */
+	struct sockaddr_storage dst;	/* UDP: RFC 3261 18.2.2 / RFC 3581 */
+	const char *transport;
 	int family;		/* AF_INET / AF_INET6 */
 	int tr;			/* OPENUM__TRANSPORT__* */
 };
@@ -61,8 +57,8 @@ struct pending {
 	struct pending *prev, *next;		/* by deadline */
 	struct pending *tok_next, *txn_next;	/* hash chains */
 	unsigned txn_hash;
-	msg_t *msg;
-	nta_agent_t *agent;
+	char *echo;		/* the header lines every response carries */
+	size_t echo_len;
 	struct pkt pkt;
 	uint8_t token[TOKEN_LEN];
 	unsigned long long deadline_ms;
@@ -97,18 +93,13 @@ struct route {
 	unsigned rr;
 	uint8_t rnd[4096];
 	size_t rnd_used;
+	struct sipnet *net;
+	uint64_t tag_secret;
+	char echo[16384];		/* scratch for one response */
+	char resp[20480];
 };
 
 /* --- small helpers ----------------------------------------------------- */
-
-static int transport_id(const char *proto)
-{
-	if (!strcasecmp(proto, "tcp"))
-		return OPENUM__TRANSPORT__TRANSPORT_TCP;
-	if (!strcasecmp(proto, "tls"))
-		return OPENUM__TRANSPORT__TRANSPORT_TLS;
-	return OPENUM__TRANSPORT__TRANSPORT_UDP;
-}
 
 static const char *transport_name(int tr)
 {
@@ -144,70 +135,69 @@ static int new_token(struct route *r, uint8_t tok[TOKEN_LEN])
 	return 0;
 }
 
-static void pkt_info(struct pkt *p, nta_agent_t *agent, msg_t *msg)
+static void pkt_of(struct pkt *p, const struct sipnet_src *src,
+		   const struct sipmsg *m)
 {
-	tport_t *tp = tport_delivered_by(nta_agent_tports(agent), msg);
-	su_addrinfo_t *ai = msg_addrinfo(msg);
-
-	memset(p, 0, sizeof *p);
-	p->tp = tp;
-	if (ai && ai->ai_addr && ai->ai_addrlen <= sizeof p->remote)
-		memcpy(&p->remote, ai->ai_addr, ai->ai_addrlen);
-	if (tp) {
-		tport_t *primary = tport_is_secondary(tp) ? tport_parent(tp) : tp;
-		su_addrinfo_t const *la = primary ? tport_get_address(primary) : NULL;
-
-		if (la && la->ai_addr && la->ai_addrlen <= sizeof p->local)
-			memcpy(&p->local, la->ai_addr, la->ai_addrlen);
-		snprintf(p->transport, sizeof p->transport, "%s",
-			 tport_name(tp)->tpn_proto);
-	} else {
-		snprintf(p->transport, sizeof p->transport, "%s",
-			 ai && ai->ai_protocol == IPPROTO_TCP ? "tcp" : "udp");
-	}
-	p->family = p->local.ss_family ? p->local.ss_family : p->remote.ss_family;
-	p->tr = transport_id(p->transport);
+	p->src = *src;
+	p->family = src->family;
+	p->tr = src->tcp ? OPENUM__TRANSPORT__TRANSPORT_TCP
+			 : OPENUM__TRANSPORT__TRANSPORT_UDP;
+	p->transport = src->tcp ? "tcp" : "udp";
+	if (m && !src->tcp)
+		sipmsg_reply_addr(m, (const struct sockaddr *)&src->remote, &p->dst);
+	else
+		memcpy(&p->dst, &src->remote, sizeof p->dst);
 }
 
-static void plog_msg(struct route *r, const char *dir, const struct pkt *p,
-		     msg_t *msg)
+static void plog(struct route *r, const char *dir, const struct pkt *p,
+		 const char *msg, size_t len)
 {
-	su_home_t home[1] = {SU_HOME_INIT(home)};
-	size_t len = 0;
-	char *s;
-
-	if (!r->plog)
-		return;
-	s = msg_as_string(home, msg, NULL, 0, &len);
-	if (s)
-		protolog_write(r->plog, dir, p->transport,
-			       (const struct sockaddr *)&p->local,
-			       (const struct sockaddr *)&p->remote, s, len);
-	su_home_deinit(home);
-}
-
-/* Sends a stateless response to req (consumed) and protocol-logs it. */
-static void reply(struct route *r, nta_agent_t *agent, msg_t *req,
-		  const struct pkt *p, int status, const char *phrase,
-		  tag_type_t tag, tag_value_t value, ...)
-{
-	msg_t *rep = nta_msg_create(agent, 0);
-	ta_list ta;
-
-	if (!rep) {
-		msg_destroy(req);
-		return;
-	}
 	if (r->plog)
-		msg_ref_create(rep);	/* keep it to log what was sent */
-	ta_start(ta, tag, value);
-	nta_msg_mreply(agent, rep, sip_object(rep), status, phrase, req,
-		       TAG_IF(p->tp, NTATAG_TPORT(p->tp)), ta_tags(ta));
-	(void)ta_end(ta);
-	if (r->plog) {
-		plog_msg(r, "out", p, rep);
-		msg_destroy(rep);
+		protolog_write(r->plog, dir, p->transport,
+			       (const struct sockaddr *)&p->src.local,
+			       (const struct sockaddr *)(strcmp(dir, "out") || p->src.tcp
+							       ? &p->src.remote : &p->dst),
+			       msg, len);
+}
+
+/* Sends a response made of echo (the request's Via ... CSeq) and extra
+ * header lines, and protocol-logs it. */
+static void send_response(struct route *r, const struct pkt *p, int status,
+			  const char *phrase, const char *echo, size_t echo_len,
+			  const char *extra)
+{
+	size_t n = sipmsg_response(r->resp, sizeof r->resp, status, phrase, echo,
+				   echo_len, extra);
+	char dst[NETADDR_STRLEN];
+	int err;
+
+	if (!n)
+		return;
+	err = sipnet_send(r->net, &p->src, (const struct sockaddr *)&p->dst,
+			  r->resp, n);
+	if (err)
+		log_info("could not send %d to %s (%s): %s", status,
+			 netaddr_str((const struct sockaddr *)&p->dst, dst, sizeof dst),
+			 p->transport, strerror(err));
+	plog(r, "out", p, r->resp, n);
+}
+
+/* Answers m at once. */
+static void reply(struct route *r, const struct sipmsg *m, const struct pkt *p,
+		  int status, const char *phrase, const char *extra)
+{
+	char tag[17];
+	size_t n;
+
+	sipmsg_to_tag(m, r->tag_secret, tag);
+	n = sipmsg_echo(r->echo, sizeof r->echo, m,
+			(const struct sockaddr *)&p->src.remote, tag);
+	if (!n) {
+		log_info("no %d sent: the request's Via/From/To do not fit a response",
+			 status);
+		return;
 	}
+	send_response(r, p, status, phrase, r->echo, n, extra);
 }
 
 /* --- pending list ---------------------------------------------------------- */
@@ -302,17 +292,16 @@ static void pend_append(struct route *r, struct pending *p)
 
 static void pend_free(struct pending *p)
 {
-	if (p->msg)
-		msg_destroy(p->msg);
-	tport_unref(p->pkt.tp);
+	free(p->echo);
+	sipnet_conn_unref(p->pkt.src.conn);
 	free(p);
 }
 
 static void timer_cb(uv_timer_t *t);
 
-/* Timers are armed from sofia callbacks too, where libuv's cached clock
- * can be seconds old (it only advances inside uv_run): refresh it first,
- * or a 200 ms timer would fire at once. */
+/* libuv's cached clock only advances once per loop turn, and a turn can
+ * read hundreds of INVITEs: refresh it first, or the ack deadline would be
+ * judged from a stale start. */
 static unsigned long long now_ms(struct route *r)
 {
 	uv_update_time(r->uv);
@@ -437,6 +426,11 @@ int route_contact(char *buf, size_t len, const char *user,
 	const char *host = in->fqdn[0] ? in->fqdn : ep->host;
 	int n;
 
+	/* The user is the caller's (decoded) Request-URI user: only plain
+	 * characters go back into a header; anything else is left out. */
+	if (user && user[strspn(user, "0123456789abcdefghijklmnopqrstuvwxyz"
+				      "ABCDEFGHIJKLMNOPQRSTUVWXYZ+-._")])
+		user = NULL;
 	n = snprintf(buf, len, "<sip:%s%s%s%s%s:%u;transport=%s;%s=%s>",
 		     user && *user ? user : "", user && *user ? "@" : "",
 		     v6 ? "[" : "", host, v6 ? "]" : "", ep->port,
@@ -445,14 +439,15 @@ int route_contact(char *buf, size_t len, const char *user,
 }
 
 static void finish(struct route *r, struct pending *p, int status,
-		   const char *phrase, bool retry_after)
+		   const char *phrase, const char *extra)
 {
-	reply(r, p->agent, p->msg, &p->pkt, status, phrase,
-	      TAG_IF(retry_after, SIPTAG_RETRY_AFTER_STR(ROUTE_RETRY_AFTER)),
-	      TAG_END());
-	p->msg = NULL;
+	send_response(r, &p->pkt, status, phrase, p->echo, p->echo_len, extra);
 	pend_free(p);
 }
+
+#define RETRY_AFTER "Retry-After: " ROUTE_RETRY_AFTER "\r\n"
+#define ALLOW "Allow: " ROUTER_ALLOW "\r\n"
+
 
 /* Hands the call to the next instance that can take it, or answers 503. */
 static void try_next(struct route *r, struct pending *p)
@@ -465,7 +460,7 @@ static void try_next(struct route *r, struct pending *p)
 	for (;;) {
 		in = p->n_tried < MAX_TRIES
 			     ? route_choose(r->reg,
-					    (const struct sockaddr *)&p->pkt.local,
+					    (const struct sockaddr *)&p->pkt.src.local,
 					    p->pkt.family, p->pkt.tr, p->tried,
 					    p->n_tried, &r->rr, &ep)
 			     : NULL;
@@ -476,12 +471,12 @@ static void try_next(struct route *r, struct pending *p)
 				 p->pkt.family == AF_INET6 ? "IPv6" : "IPv4",
 				 p->n_tried ? " after failed handoffs" : "");
 			finish(r, p, 503, "Service Unavailable (no UM service instance)",
-			       true);
+			       RETRY_AFTER);
 			return;
 		}
 		p->tried[p->n_tried++] = in->conn;
 		if (new_token(r, p->token) != 0) {
-			finish(r, p, 500, "Server Internal Error", false);
+			finish(r, p, 500, "Server Internal Error", NULL);
 			return;
 		}
 		cr.token.data = p->token;
@@ -550,7 +545,7 @@ void route_ack(struct route *r, struct ipc_conn *from,
 	       const Openum__CallRoutedAck *ack)
 {
 	struct pending *p;
-	char contact[512], tokhex[2 * TOKEN_LEN + 1];
+	char contact[600], tokhex[2 * TOKEN_LEN + 1];
 	struct reg_instance *in;
 	const struct reg_endpoint *ep;
 
@@ -568,7 +563,7 @@ void route_ack(struct route *r, struct ipc_conn *from,
 		arm_timer(r);
 		return;
 	}
-	ep = route_pick_endpoint(in, (const struct sockaddr *)&p->pkt.local,
+	ep = route_pick_endpoint(in, (const struct sockaddr *)&p->pkt.src.local,
 				 p->pkt.family, p->pkt.tr);
 	hex_encode(tokhex, p->token, TOKEN_LEN);
 	if (!ep || route_contact(contact, sizeof contact, p->user, in, ep, tokhex)) {
@@ -582,10 +577,12 @@ void route_ack(struct route *r, struct ipc_conn *from,
 		  p->gateway, p->cls.kind == CLASSIFY_SUBSCRIBER_ACCESS
 				  ? "subscriber access" : "call answering",
 		  p->cls.mailbox, contact);
-	reply(r, p->agent, p->msg, &p->pkt, 302, "Moved Temporarily",
-	      SIPTAG_CONTACT_STR(contact), TAG_END());
-	p->msg = NULL;
-	pend_free(p);
+	{
+		char extra[640];
+
+		snprintf(extra, sizeof extra, "Contact: %s\r\n", contact);
+		finish(r, p, 302, "Moved Temporarily", extra);
+	}
 	arm_timer(r);
 }
 
@@ -605,202 +602,175 @@ void route_instance_gone(struct route *r, struct ipc_conn *c)
 	arm_timer(r);
 }
 
-/* See the header. */
-void route_agent_gone(struct route *r, nta_agent_t *agent)
+/* The header lines every response to m carries, kept while it is pending. */
+static int keep_echo(struct route *r, struct pending *p, const struct sipmsg *m)
 {
-	struct pending *p = r->head, *next;
+	char tag[17];
+	size_t n;
 
-	for (; p; p = next) {
-		next = p->next;
-		if (p->agent != agent)
-			continue;
-		pend_unlink(r, p);
-		pend_free(p);
-	}
-	arm_timer(r);
+	sipmsg_to_tag(m, r->tag_secret, tag);
+	n = sipmsg_echo(r->echo, sizeof r->echo, m,
+			(const struct sockaddr *)&p->pkt.src.remote, tag);
+	if (!n || !(p->echo = malloc(n)))
+		return ENOMEM;
+	memcpy(p->echo, r->echo, n);
+	p->echo_len = n;
+	return 0;
 }
 
-/* Joins every value of an unknown header (Diversion, History-Info) in
- * order, comma-separated, as the header grammar allows. */
-static char *join_header(su_home_t *home, const sip_t *sip, const char *name)
+static void route_invite(struct route *r, const struct sipmsg *m,
+			 const struct pkt *pk)
 {
-	char *out = NULL;
-
-	for (sip_unknown_t const *u = sip->sip_unknown; u; u = u->un_next) {
-		if (!u->un_name || strcasecmp(u->un_name, name) || !u->un_value)
-			continue;
-		out = out ? su_sprintf(home, "%s, %s", out, u->un_value)
-			  : su_strdup(home, u->un_value);
-		if (!out || strlen(out) > 8192)
-			return NULL;
-	}
-	return out;
-}
-
-static void route_invite(struct route *r, nta_agent_t *agent, msg_t *msg,
-			 sip_t *sip, const struct pkt *pk)
-{
-	su_home_t home[1] = {SU_HOME_INIT(home)};
 	const struct dir_gateway *gw;
 	struct classify_ctx ctx;
 	struct classify_request req;
 	struct pending *p;
-	char src[NETADDR_STRLEN];
-	const char *branch = sip->sip_via && sip->sip_via->v_branch
-				     ? sip->sip_via->v_branch : "";
-	const char *ruser = sip->sip_request->rq_url->url_user;
+	char src[NETADDR_STRLEN], call_id[128], branch[128], ruser[65], to_user[65];
+	char div[SIPURI_VALUE_MAX + 1], hi[SIPURI_VALUE_MAX + 1];
 
-	netaddr_str((const struct sockaddr *)&pk->remote, src, sizeof src);
-	if (find_txn(r, sip->sip_call_id->i_id, branch)) {
-		msg_destroy(msg);
-		goto out;
-	}
+	sipmsg_copy(call_id, sizeof call_id, m->call_id);
+	sipmsg_copy(branch, sizeof branch, m->branch);
+	if (find_txn(r, call_id, branch))
+		return;		/* a retransmission while we wait for the ack */
+	netaddr_str((const struct sockaddr *)&pk->src.remote, src, sizeof src);
 	gw = r->tab ? rtab_gateway_by_addr(r->tab,
-					   (const struct sockaddr *)&pk->remote, NULL)
+					   (const struct sockaddr *)&pk->src.remote,
+					   NULL)
 		    : NULL;
 	if (!gw) {
 		log_notice("403 to INVITE from %s (%s, Call-ID %s): the source is "
-			   "not a UM IP gateway", src, pk->transport,
-			   sip->sip_call_id->i_id);
-		reply(r, agent, msg, pk, 403, "Forbidden (not a UM IP gateway)",
-		      TAG_END());
-		goto out;
+			   "not a UM IP gateway", src, pk->transport, call_id);
+		reply(r, m, pk, 403, "Forbidden (not a UM IP gateway)", NULL);
+		return;
 	}
 	if (gw->status != DIR_GW_ENABLED) {
 		log_notice("503 to INVITE from %s: UM IP gateway %s is %s", src,
 			   gw->name, dir_gw_status_name(gw->status));
-		reply(r, agent, msg, pk, 503,
+		reply(r, m, pk, 503,
 		      gw->status == DIR_GW_DISABLED
 			      ? "Service Unavailable (gateway disabled)"
 			      : "Service Unavailable (gateway takes no new calls)",
-		      SIPTAG_RETRY_AFTER_STR(ROUTE_RETRY_AFTER), TAG_END());
-		goto out;
+		      RETRY_AFTER);
+		return;
 	}
-	p = calloc(1, sizeof *p);
-	if (!p || r->n_pending >= PENDING_MAX) {
-		free(p);
-		reply(r, agent, msg, pk, 503, "Service Unavailable (overloaded)",
-		      SIPTAG_RETRY_AFTER_STR("5"), TAG_END());
-		goto out;
+	if (r->n_pending >= PENDING_MAX || !(p = calloc(1, sizeof *p))) {
+		reply(r, m, pk, 503, "Service Unavailable (overloaded)",
+		      "Retry-After: 5\r\n");
+		return;
 	}
+	sipmsg_ruri_user(m, ruser, sizeof ruser);
+	sipmsg_to_user(m, to_user, sizeof to_user);
 	memset(&req, 0, sizeof req);
 	req.gateway = gw->name;
 	req.ruri_user = ruser;
-	req.to_user = sip->sip_to ? sip->sip_to->a_url->url_user
-							: NULL;
-	req.diversion = join_header(home, sip, "Diversion");
-	req.history_info = join_header(home, sip, "History-Info");
+	req.to_user = to_user;
+	/* Too long to join is too long for sipuri to parse: 400 below. */
+	if (m->n_diversion)
+		req.diversion = sipmsg_join(m->diversion, m->n_diversion, div, sizeof div)
+					? div : "<too long>";
+	if (m->n_history_info)
+		req.history_info = sipmsg_join(m->history_info, m->n_history_info,
+					       hi, sizeof hi) ? hi : "<too long>";
 	rtab_classify_ctx(r->tab, &ctx);
 	classify_call(&ctx, &req, &p->cls);
 	if (p->cls.kind == CLASSIFY_REJECT) {
 		log_notice("%d to INVITE %s from gateway %s (%s): %s",
-			   p->cls.status ? p->cls.status : 404, ruser ? ruser : "",
-			   gw->name, src, p->cls.reason);
-		reply(r, agent, msg, pk, p->cls.status ? p->cls.status : 404,
-		      p->cls.reason[0] ? p->cls.reason : "Not Found", TAG_END());
+			   p->cls.status ? p->cls.status : 404, ruser, gw->name, src,
+			   p->cls.reason);
+		reply(r, m, pk, p->cls.status ? p->cls.status : 404,
+		      p->cls.reason[0] ? p->cls.reason : "Not Found", NULL);
 		free(p);
-		goto out;
+		return;
 	}
-	p->agent = agent;
 	p->pkt = *pk;
-	p->pkt.tp = tport_ref(pk->tp);
-	snprintf(p->user, sizeof p->user, "%s", ruser ? ruser : "");
-	snprintf(p->call_id, sizeof p->call_id, "%s", sip->sip_call_id->i_id);
+	if (keep_echo(r, p, m) != 0) {
+		free(p);
+		return;
+	}
+	sipnet_conn_ref(p->pkt.src.conn);
+	snprintf(p->user, sizeof p->user, "%s", ruser);
+	snprintf(p->call_id, sizeof p->call_id, "%s", call_id);
 	snprintf(p->branch, sizeof p->branch, "%s", branch);
 	snprintf(p->gateway, sizeof p->gateway, "%s", gw->name);
-	if (sip->sip_from && sip->sip_from->a_url->url_user)
-		snprintf(p->caller, sizeof p->caller, "%s",
-			 sip->sip_from->a_url->url_user);
-	/* Keep a copy of just the request's headers: the original may share
-	 * a buffer with the whole TCP backlog sofia read at once, and holding
-	 * it for the handoff made memory grow with the call rate. */
-	p->msg = msg_dup(msg);
-	msg_destroy(msg);
-	if (!p->msg) {
-		tport_unref(p->pkt.tp);
-		free(p);
-		goto out;
-	}
+	sipmsg_from_user(m, p->caller, sizeof p->caller);
 	try_next(r, p);
-out:
-	su_home_deinit(home);
 }
 
-static void route_cancel(struct route *r, nta_agent_t *agent, msg_t *msg,
-			 sip_t *sip, const struct pkt *pk)
+static void route_cancel(struct route *r, const struct sipmsg *m,
+			 const struct pkt *pk)
 {
-	const char *branch = sip->sip_via && sip->sip_via->v_branch
-				     ? sip->sip_via->v_branch : "";
+	char call_id[128], branch[128];
+	struct pending *p;
 
-	{
-		struct pending *p = find_txn(r, sip->sip_call_id->i_id, branch);
-
-		if (p) {
-			pend_unlink(r, p);
-			finish(r, p, 487, "Request Terminated", false);
-			arm_timer(r);
-		}
+	sipmsg_copy(call_id, sizeof call_id, m->call_id);
+	sipmsg_copy(branch, sizeof branch, m->branch);
+	p = find_txn(r, call_id, branch);
+	if (p) {
+		pend_unlink(r, p);
+		finish(r, p, 487, "Request Terminated", NULL);
+		arm_timer(r);
 	}
 	/* Stateless: a CANCEL that matches nothing pending came after our final
 	 * answer; 200 is still the right thing to tell the client (RFC 3261
 	 * 16.10 lets a stateless element answer it). */
-	reply(r, agent, msg, pk, 200, "OK", TAG_END());
+	reply(r, m, pk, 200, "OK", NULL);
 }
 
 /* See the header. */
-int route_message_cb(nta_agent_magic_t *arg, nta_agent_t *agent, msg_t *msg,
-		     sip_t *sip)
+void route_sip_cb(void *arg, const struct sipnet_src *src, const char *buf,
+		  size_t len)
 {
-	struct route *r = (struct route *)arg;
+	struct route *r = arg;
+	struct sipmsg m;
 	struct pkt pk;
+	const char *why = NULL;
+	int status;
 
-	pkt_info(&pk, agent, msg);
-	if (r->plog)
-		plog_msg(r, "in", &pk, msg);
-	if (!sip || !sip->sip_request) {
-		/* A stray response: a redirect server sends no requests. */
-		msg_destroy(msg);
-		return 0;
-	}
-	if (!sip->sip_call_id || !sip->sip_via || !sip->sip_cseq ||
-	    !sip->sip_from || !sip->sip_to) {
-		char src[NETADDR_STRLEN];
+	pkt_of(&pk, src, NULL);
+	plog(r, "in", &pk, buf, len);
+	status = sipmsg_parse(&m, buf, len, src->tcp, &why);
+	if (status < 0) {
+		char from[NETADDR_STRLEN];
 
-		log_info("dropping a request without Call-ID/Via/CSeq/From/To "
-			 "from %s", netaddr_str((struct sockaddr *)&pk.remote, src,
-						sizeof src));
-		if (sip->sip_via && sip->sip_request->rq_method != sip_method_ack)
-			reply(r, agent, msg, &pk, 400, "Bad Request (missing headers)",
-			      TAG_END());
-		else
-			msg_destroy(msg);
-		return 0;
+		log_info("dropping a message from %s (%s, %zu bytes): %s",
+			 netaddr_str((const struct sockaddr *)&src->remote, from,
+				     sizeof from), pk.transport, len, why);
+		return;
 	}
-	switch (sip->sip_request->rq_method) {
-	case sip_method_invite:
-		route_invite(r, agent, msg, sip, &pk);
+	if (m.response)
+		return;		/* a redirect server sends no requests */
+	pkt_of(&pk, src, &m);
+	if (status > 0) {
+		char from[NETADDR_STRLEN];
+
+		log_info("%d to %.*s from %s (%s): %s", status, (int)m.method_name.n,
+			 m.method_name.p, netaddr_str((const struct sockaddr *)
+						      &src->remote, from, sizeof from),
+			 pk.transport, why);
+		if (m.method != SIPMSG_ACK)
+			reply(r, &m, &pk, status, why, NULL);
+		return;
+	}
+	switch (m.method) {
+	case SIPMSG_INVITE:
+		route_invite(r, &m, &pk);
 		break;
-	case sip_method_ack:
-		msg_destroy(msg);	/* the ACK of our 302 */
+	case SIPMSG_ACK:
+		break;		/* the ACK of our 302 */
+	case SIPMSG_CANCEL:
+		route_cancel(r, &m, &pk);
 		break;
-	case sip_method_cancel:
-		route_cancel(r, agent, msg, sip, &pk);
+	case SIPMSG_OPTIONS:
+		reply(r, &m, &pk, 200, "OK",
+		      ALLOW "Accept: application/sdp\r\nAccept-Language: en\r\n");
 		break;
-	case sip_method_options:
-		reply(r, agent, msg, &pk, 200, "OK", SIPTAG_ALLOW_STR(ROUTER_ALLOW),
-		      SIPTAG_ACCEPT_STR("application/sdp"),
-		      SIPTAG_ACCEPT_LANGUAGE_STR("en"), TAG_END());
-		break;
-	case sip_method_unknown:
-		reply(r, agent, msg, &pk, 501, "Not Implemented",
-		      SIPTAG_ALLOW_STR(ROUTER_ALLOW), TAG_END());
+	case SIPMSG_OTHER:
+		reply(r, &m, &pk, 501, "Not Implemented", ALLOW);
 		break;
 	default:
-		reply(r, agent, msg, &pk, 405, "Method Not Allowed",
-		      SIPTAG_ALLOW_STR(ROUTER_ALLOW), TAG_END());
+		reply(r, &m, &pk, 405, "Method Not Allowed", ALLOW);
 		break;
 	}
-	return 0;
 }
 
 /* --- life cycle ---------------------------------------------------------- */
@@ -820,6 +790,9 @@ int route_alloc(struct route **out, uv_loop_t *uv, struct registry *reg)
 	r->uv = uv;
 	r->reg = reg;
 	r->rnd_used = sizeof r->rnd;	/* empty: the first token refills */
+	if (getrandom(&r->tag_secret, sizeof r->tag_secret, 0) !=
+	    (ssize_t)sizeof r->tag_secret)
+		r->tag_secret = (uint64_t)daemon_now_ms();
 	uv_timer_init(uv, &r->timer);
 	r->timer.data = r;
 	uv_check_init(uv, &r->expire);
@@ -862,6 +835,12 @@ void route_set_table(struct route *r, struct rtab *t)
 struct rtab *route_table(const struct route *r)
 {
 	return r->tab;
+}
+
+/* Sets the sockets responses go out on. */
+void route_set_net(struct route *r, struct sipnet *net)
+{
+	r->net = net;
 }
 
 /* Sets the protocol log. */

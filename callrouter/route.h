@@ -10,9 +10,6 @@
 #include <sys/socket.h>
 #include <uv.h>
 
-#include <sofia-sip/nta.h>
-#include <sofia-sip/nta_stateless.h>
-
 #include "callrouter/registry.h"
 #include "common/directory.h"
 #include "proto/openum.pb-c.h"
@@ -20,6 +17,8 @@
 struct route;
 struct rtab;
 struct protolog;
+struct sipnet;
+struct sipnet_src;
 
 /* How long the router waits for an instance's CallRoutedAck. */
 #define ROUTE_ACK_TIMEOUT_MS 200
@@ -37,16 +36,16 @@ void route_set_table(struct route *r, struct rtab *t);
 struct rtab *route_table(const struct route *r);
 /* Protocol log to write to, or NULL (not owned). */
 void route_set_protolog(struct route *r, struct protolog *p);
-/* nta's stateless message callback (arg: struct route). */
-int route_message_cb(nta_agent_magic_t *arg, nta_agent_t *agent, msg_t *msg,
-		     sip_t *sip);
+/* The sockets responses go out on (not owned). */
+void route_set_net(struct route *r, struct sipnet *net);
+/* Every SIP message the router receives (a sipnet_msg_h; arg: the route). */
+void route_sip_cb(void *arg, const struct sipnet_src *src, const char *buf,
+		  size_t len);
 /* An instance acknowledged (or refused) a CallRouted. */
 void route_ack(struct route *r, struct ipc_conn *from,
 	       const Openum__CallRoutedAck *ack);
 /* An instance's connection is going away: its pending calls move on. */
 void route_instance_gone(struct route *r, struct ipc_conn *c);
-/* An agent is about to be destroyed: drop the requests it delivered. */
-void route_agent_gone(struct route *r, nta_agent_t *agent);
 
 /* ---- pure parts, exposed for unit tests --------------------------------- */
 
@@ -68,7 +67,7 @@ struct reg_instance *route_choose(struct registry *reg,
 				  const struct reg_endpoint **ep);
 /* Writes the Contact header value: <sip:user@host:port;transport=x;umtoken=hex>,
  * IPv6 hosts in brackets, the instance's FQDN instead of the literal when it
- * has one. */
+ * has one; no user part when user has characters beyond [A-Za-z0-9+-._]. */
 int route_contact(char *buf, size_t len, const char *user,
 		  const struct reg_instance *in, const struct reg_endpoint *ep,
 		  const char *token_hex);

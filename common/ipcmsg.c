@@ -15,10 +15,16 @@ int ipcmsg_endpoints(Openum__SipEndpoint ***out, size_t *n,
 {
 	struct sipl_endpoint eps[64];
 	size_t cnt = sipl_endpoints(s, eps, 64);
+
+	return ipcmsg_endpoints_of(out, n, eps, cnt > 64 ? 64 : cnt);
+}
+
+/* See the header. */
+int ipcmsg_endpoints_of(Openum__SipEndpoint ***out, size_t *n,
+			const struct sipl_endpoint *eps, size_t cnt)
+{
 	Openum__SipEndpoint **arr;
 
-	if (cnt > 64)
-		cnt = 64;
 	arr = calloc(cnt ? cnt : 1, sizeof *arr);
 	if (!arr)
 		return ENOMEM;

@@ -202,16 +202,19 @@ def ss_families(port):
 def assert_ss_exactly(port, families):
     """`ss -lnt` / `ss -lnu` show TCP and UDP sockets on port for exactly the
     given families, each family on its own socket (no dual-stack wildcard,
-    no IPv4-mapped addresses), with a loopback address of each family."""
+    no IPv4-mapped addresses), covering the loopback address of each family:
+    bound to it (umservice binds every address) or to that family's own
+    wildcard, 0.0.0.0 or an IPV6_V6ONLY [::] (the router)."""
     tcp, udp = ss_listeners(port, "tcp"), ss_listeners(port, "udp")
     listing = f"tcp={tcp} udp={udp}"
     for fam in FAMILIES:
         if fam in families:
             assert tcp[fam], f"no {fam} TCP listener on port {port}: {listing}"
             assert udp[fam], f"no {fam} UDP socket on port {port}: {listing}"
-            want = hostport(LOOPBACK[fam], port)
-            assert want in tcp[fam], f"{want} TCP missing: {listing}"
-            assert want in udp[fam], f"{want} UDP missing: {listing}"
+            want = {hostport(LOOPBACK[fam], port),
+                    hostport("::" if fam == "IPv6" else "0.0.0.0", port)}
+            assert want & set(tcp[fam]), f"{sorted(want)} TCP missing: {listing}"
+            assert want & set(udp[fam]), f"{sorted(want)} UDP missing: {listing}"
         else:
             assert not tcp[fam] and not udp[fam], \
                 f"{fam} sockets on port {port} although not configured: {listing}"

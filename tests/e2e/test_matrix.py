@@ -755,8 +755,10 @@ def _groups():
 @pytest.mark.parametrize("group", _groups(), ids=lambda g: f"R{SHORT[g[0]]}-S{SHORT[g[1]]}")
 def test_listeners(world, group):
     """The server's sockets (ss in its namespace) are exactly the configured
-    families, TCP and UDP, on the server's address of each family, the
-    router on 5060 and the UM service on 5062; umctl status agrees."""
+    families, TCP and UDP, on the server's address of each family (bound to
+    it, as umservice does, or to that family's own wildcard, 0.0.0.0 or an
+    IPV6_V6ONLY [::], as the router does), the router on 5060 and the UM
+    service on 5062; umctl status agrees."""
     grp = world.groups[group]
     for who, af in (("router", grp.router_af), ("service", grp.service_af)):
         socks = grp.listeners[who]
@@ -765,7 +767,8 @@ def test_listeners(world, group):
             for fam in ("IPv4", "IPv6"):
                 have = socks[proto][fam]
                 if fam in AF[af]:
-                    assert hostport(grp.addr(fam), port) in have, \
+                    wildcard = hostport("::" if fam == "IPv6" else "0.0.0.0", port)
+                    assert {hostport(grp.addr(fam), port), wildcard} & set(have), \
                         f"{who} ({af}): no {proto} {fam} socket on {grp.addr(fam)}: {socks}"
                 else:
                     assert not have, f"{who} ({af}): {proto} {fam} sockets {have}"

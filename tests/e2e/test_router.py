@@ -1420,3 +1420,82 @@ def test_max_calls_and_least_loaded(running):
         assert ports == {env.service_port, port2}, ports
     finally:
         call.close()
+
+
+# --------------------------------------------------------------------------
+# (9) the router's own SIP transport (callrouter/sipnet.c, sipmsg.c)
+
+
+def test_udp_answered_from_the_address_called(running):
+    """The router's UDP sockets are bound to the family's wildcard; a
+    request to any local address (here 127.0.0.7, which nothing configured)
+    is answered from that same address: a connected client socket only
+    hears answers from exactly the address and port it sent to."""
+    env = running
+    with RawSip("127.0.0.7", env.router_port, "udp", strict=True) as c:
+        c.request("OPTIONS", ruri=f"sip:{c.remote}")
+        resp = c.recv_response(2.0)
+        assert resp is not None and resp.status == 200, resp and resp.raw
+        f = c.request("INVITE", ruri=f"sip:{MAILBOX}@{c.remote}", body=sdp_offer("127.0.0.7", 40000))
+        resp = c.recv_response(2.0)
+        # 127.0.0.7 is no gateway: refused, but from the address it called
+        assert resp is not None and resp.status == 403, resp and resp.raw
+        ack_for(c, f, resp)
+
+
+def test_tcp_stream_framing(running):
+    """Over one TCP connection: two requests in one segment get two answers
+    in order; an INVITE that arrives a few bytes at a time is routed; an
+    RFC 5626 CRLFCRLF ping gets its CRLF pong and the connection goes on."""
+    env = running
+    with RawSip("127.0.0.1", env.router_port, "tcp", strict=True) as c:
+        c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sent = []
+        real_send = c.send
+        c.send = lambda data: sent.append(data.encode() if isinstance(data, str) else data)
+        c.request("OPTIONS", ruri=f"sip:{c.remote}", cseq=1)
+        c.request("OPTIONS", ruri=f"sip:{c.remote}", cseq=2)
+        f = c.request("INVITE", ruri=f"sip:{MAILBOX}@{c.remote}", cseq=3,
+                      body=sdp_offer("127.0.0.1", 40000))
+        c.send = real_send
+        c.send(sent[0] + sent[1])
+        got = [c.recv_response(2.0) for _ in range(2)]
+        assert [r and (r.status, r.header("cseq")) for r in got] == \
+            [(200, "1 OPTIONS"), (200, "2 OPTIONS")], [r and r.raw for r in got]
+        for i in range(0, len(sent[2]), 7):
+            c.send(sent[2][i:i + 7])
+            time.sleep(0.001)
+        resp = c.recv_response(3.0)
+        assert resp is not None and resp.status == 302, resp and resp.raw
+        ack_for(c, f, resp)
+        c.sock.sendall(b"\r\n\r\n")
+        deadline = time.monotonic() + 2
+        pong = b""
+        while time.monotonic() < deadline and b"\r\n" not in pong:
+            pong += c.sock.recv(16)
+        assert pong == b"\r\n", pong
+        c.request("OPTIONS", ruri=f"sip:{c.remote}", cseq=4)
+        resp = c.recv_response(2.0)
+        assert resp is not None and resp.status == 200, resp and resp.raw
+
+
+def test_invite_retransmission_same_to_tag(running):
+    """The router keeps no transaction state, yet a retransmitted INVITE
+    (same Call-ID, branch, bytes) answered after the 302 gets the same To
+    tag, so the client's transaction matches it; it is routed again under a
+    fresh token (the first one simply expires at the instance)."""
+    env = running
+    with RawSip("127.0.0.1", env.router_port, "udp", strict=True) as c:
+        fields = dict(call_id=f"{uuid.uuid4().hex}@e2e", branch=new_branch(), from_tag="rt1")
+        answers = []
+        for _ in range(2):
+            c.request("INVITE", ruri=f"sip:{MAILBOX}@{c.remote}",
+                      body=sdp_offer("127.0.0.1", 40000), **fields)
+            r = c.recv_response(2.0)
+            assert r is not None and r.status == 302, r and r.raw
+            answers.append(r)
+        tags = [re.search(r";tag=([^;>\s]+)", r.header("to")).group(1) for r in answers]
+        assert tags[0] == tags[1], tags
+        tokens = [re.search(r"umtoken=([0-9a-f]+)", r.header("contact")).group(1)
+                  for r in answers]
+        assert tokens[0] != tokens[1], tokens

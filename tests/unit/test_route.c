@@ -172,5 +172,8 @@ int test_route_contact(void)
 	UT_ASSERT_INT(route_contact(buf, sizeof buf, "1001", &in, &in.ep[0], "ab"), 0);
 	UT_ASSERT_STR(buf, "<sip:1001@um1.example.test:5062;transport=tcp;umtoken=ab>");
 	UT_ASSERT_INT(route_contact(buf, 10, "1001", &in, &in.ep[0], "ab"), ENOSPC);
+	/* a decoded user that would break the header is left out */
+	UT_ASSERT_INT(route_contact(buf, sizeof buf, "10>01;x", &in, &in.ep[0], "ab"), 0);
+	UT_ASSERT(!strchr(buf, '@') && !strstr(buf, "10>"));
 	return 0;
 }
