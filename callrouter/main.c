@@ -501,7 +501,7 @@ int main(int argc, char **argv)
 			  cause ? cause : strerror(err));
 		goto out;
 	}
-	if ((err = loop_alloc(&r.loop)) != 0 || (err = reg_alloc(&r.reg)) != 0 ||
+	if ((err = loop_alloc_uv(&r.loop)) != 0 || (err = reg_alloc(&r.reg)) != 0 ||
 	    (err = route_alloc(&r.route, loop_uv(r.loop), r.reg)) != 0 ||
 	    (err = popfwd_alloc(&r.pop, r.reg)) != 0 ||
 	    (err = gwres_alloc(&r.gwres, loop_uv(r.loop), router_table, r.route)) != 0) {

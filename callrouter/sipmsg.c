@@ -49,13 +49,18 @@ static struct sipmsg_str trim(const char *p, size_t n)
 
 static const char *find(const char *p, size_t n, const char *lit)
 {
-	size_t k = strlen(lit);
+	return memmem(p, n, lit, strlen(lit));
+}
 
-	if (n < k)
-		return NULL;
-	for (size_t i = 0; i + k <= n; i++) {
-		if (p[i] == lit[0] && !memcmp(p + i, lit, k))
-			return p + i;
+/* The next CRLF in [p, p + n), NULL if none. */
+static const char *find_crlf(const char *p, size_t n)
+{
+	const char *end = p + n, *cr;
+
+	while (p < end && (cr = memchr(p, '\r', (size_t)(end - p))) != NULL) {
+		if (cr + 1 < end && cr[1] == '\n')
+			return cr;
+		p = cr + 1;
 	}
 	return NULL;
 }
@@ -96,7 +101,7 @@ static const char *content_length_at(const char *p, size_t n, size_t *vlen)
 	const char *end = p + n;
 
 	while (p < end) {
-		const char *eol = find(p, (size_t)(end - p), "\r\n");
+		const char *eol = find_crlf(p, (size_t)(end - p));
 		const char *colon;
 		struct sipmsg_str name;
 
@@ -525,7 +530,9 @@ enum hdr { H_OTHER, H_VIA, H_FROM, H_TO, H_CALL_ID, H_CSEQ, H_CLEN, H_CONTACT,
 
 static enum hdr header_id(struct sipmsg_str n)
 {
-	if (n.n == 1) {
+	/* by length first: one comparison per header, not one per name */
+	switch (n.n) {
+	case 1:
 		switch (n.p[0] | 0x20) {
 		case 'v': return H_VIA;
 		case 'f': return H_FROM;
@@ -535,17 +542,24 @@ static enum hdr header_id(struct sipmsg_str n)
 		case 'm': return H_CONTACT;
 		default: return H_OTHER;
 		}
+	case 2:
+		return span_eq(n, "to") ? H_TO : H_OTHER;
+	case 3:
+		return span_eq(n, "via") ? H_VIA : H_OTHER;
+	case 4:
+		return span_eq(n, "from") ? H_FROM : span_eq(n, "cseq") ? H_CSEQ : H_OTHER;
+	case 7:
+		return span_eq(n, "call-id") ? H_CALL_ID : span_eq(n, "contact") ? H_CONTACT
+										 : H_OTHER;
+	case 9:
+		return span_eq(n, "diversion") ? H_DIVERSION : H_OTHER;
+	case 12:
+		return span_eq(n, "history-info") ? H_HISTORY_INFO : H_OTHER;
+	case 14:
+		return span_eq(n, "content-length") ? H_CLEN : H_OTHER;
+	default:
+		return H_OTHER;
 	}
-	if (span_eq(n, "via")) return H_VIA;
-	if (span_eq(n, "from")) return H_FROM;
-	if (span_eq(n, "to")) return H_TO;
-	if (span_eq(n, "call-id")) return H_CALL_ID;
-	if (span_eq(n, "cseq")) return H_CSEQ;
-	if (span_eq(n, "content-length")) return H_CLEN;
-	if (span_eq(n, "contact")) return H_CONTACT;
-	if (span_eq(n, "diversion")) return H_DIVERSION;
-	if (span_eq(n, "history-info")) return H_HISTORY_INFO;
-	return H_OTHER;
 }
 
 #define FAIL(s, w)                   \
@@ -651,7 +665,7 @@ int sipmsg_parse(struct sipmsg *m, const char *buf, size_t n, bool stream,
 		*why = "no end of headers";
 		return -1;
 	}
-	eol = find(buf, (size_t)(hdr_end - buf) + 2, "\r\n");
+	eol = find_crlf(buf, (size_t)(hdr_end - buf) + 2);
 	if (n >= 4 && !memcmp(buf, "SIP/", 4)) {
 		m->response = true;
 		return 0;
@@ -663,13 +677,19 @@ int sipmsg_parse(struct sipmsg *m, const char *buf, size_t n, bool stream,
 	}
 	if (rl)
 		FAIL(rl, "Version Not Supported");
+	/* An ACK is never answered (it acknowledges our 302, or nothing):
+	 * half of a redirect server's traffic needs no more reading. */
+	if (!rl && m->method == SIPMSG_ACK) {
+		*why = NULL;
+		return 0;
+	}
 	/* header lines; a line starting with whitespace continues the last */
 	end = hdr_end + 2;
 	for (p = eol + 2; p < end; p = eol + 2) {
 		const char *colon;
 		struct sipmsg_str name;
 
-		eol = find(p, (size_t)(end - p), "\r\n");
+		eol = find_crlf(p, (size_t)(end - p));
 		for (const char *q = p; q < eol; q++) {
 			if (((unsigned char)*q < ' ' && *q != '\t') || *q == 0x7f) {
 				FAIL(400, "Bad Request (control character in a header)");
@@ -941,8 +961,14 @@ size_t sipmsg_echo(char *out, size_t len, const struct sipmsg *m,
 	puts_(&o, "Via: ");
 	if (m->via_rport) {
 		put(&o, tv.p, m->via_rport_end);
-		snprintf(num, sizeof num, "=%u", netaddr_port(src));
-		puts_(&o, num);
+		unsigned port = netaddr_port(src), k = sizeof num;
+
+		do {
+			num[--k] = (char)('0' + port % 10);
+			port /= 10;
+		} while (port && k > 1);
+		num[--k] = '=';
+		put(&o, num + k, sizeof num - k);
 		put(&o, tv.p + m->via_rport_end, tv.n - m->via_rport_end);
 	} else {
 		put(&o, tv.p, tv.n);
@@ -988,8 +1014,14 @@ size_t sipmsg_response(char *out, size_t len, int status, const char *phrase,
 	struct out o = {out, len, 0, false};
 	char line[64];
 
-	snprintf(line, sizeof line, "SIP/2.0 %03d ", status);
-	puts_(&o, line);
+	if (status < 100 || status > 699)
+		status = 500;
+	memcpy(line, "SIP/2.0 ", 8);
+	line[8] = (char)('0' + status / 100);
+	line[9] = (char)('0' + status / 10 % 10);
+	line[10] = (char)('0' + status % 10);
+	line[11] = ' ';
+	put(&o, line, 12);
 	puts_(&o, phrase);
 	put(&o, "\r\n", 2);
 	put(&o, echo, echo_len);

@@ -27,6 +27,24 @@
 #define CONN_MAX 4096
 #define CONN_BUF_MAX (2 * SIPMSG_MAX)
 #define CONN_WRITE_MAX (4 * 1024 * 1024)
+#define OUTQ 64			/* UDP responses per sendmmsg */
+#define OUTQ_BYTES (256 * 1024)
+
+union ctlbuf {
+	char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+	struct cmsghdr align;
+};
+
+/* UDP responses queued in one loop turn, for one sendmmsg. */
+struct outq {
+	struct mmsghdr mm[OUTQ];
+	struct iovec iov[OUTQ];
+	struct sockaddr_storage dst[OUTQ];
+	union ctlbuf ctl[OUTQ];
+	unsigned n;
+	size_t used;
+	char *bytes;		/* OUTQ_BYTES */
+};
 
 struct fam {
 	int fd;
@@ -35,6 +53,7 @@ struct fam {
 	bool poll_on;
 	uv_tcp_t *listener;
 	unsigned port;
+	struct outq q;
 };
 
 struct sipnet {
@@ -45,6 +64,11 @@ struct sipnet {
 	struct sipnet_conn *conns;
 	size_t n_conns, refused;
 	char *rbuf;			/* BATCH datagrams */
+	/* Responses written in a loop turn go out at the start of the next
+	 * (an idle handle: the loop does not sleep in between), many per
+	 * system call. */
+	uv_idle_t *flush;
+	struct sipnet_conn *dirty;	/* TCP connections with output */
 };
 
 struct sipnet_conn {
@@ -54,6 +78,10 @@ struct sipnet_conn {
 	struct sipnet_src src;
 	char *buf;
 	size_t used, cap;
+	char *out;			/* responses of this turn */
+	size_t out_len, out_cap;
+	struct sipnet_conn *dirty_next;
+	bool is_dirty;
 	unsigned refs;			/* the handle counts as one */
 	bool closing;
 };
@@ -83,6 +111,7 @@ void sipnet_conn_unref(struct sipnet_conn *c)
 {
 	if (!c || --c->refs > 0)
 		return;
+	free(c->out);
 	free(c->buf);
 	free(c);
 }
@@ -97,6 +126,15 @@ static void conn_close(struct sipnet_conn *c)
 	if (c->closing)
 		return;
 	c->closing = true;
+	if (c->s && c->is_dirty) {
+		for (struct sipnet_conn **pp = &c->s->dirty; *pp; pp = &(*pp)->dirty_next) {
+			if (*pp == c) {
+				*pp = c->dirty_next;
+				break;
+			}
+		}
+		c->is_dirty = false;
+	}
 	if (c->s) {
 		if (c->prev)
 			c->prev->next = c->next;
@@ -121,10 +159,17 @@ static void conn_shutdown_cb(uv_shutdown_t *req, int status)
 }
 
 /* Closes after what was written has gone out (a 400 before we hang up). */
+static void tcp_flush(struct sipnet_conn *c);
+
 static void conn_finish(struct sipnet_conn *c)
 {
 	uv_shutdown_t *req = malloc(sizeof *req);
 
+	tcp_flush(c);
+	if (c->closing) {
+		free(req);
+		return;
+	}
 	uv_read_stop((uv_stream_t *)&c->tcp);
 	if (!req || (req->data = c,
 		     uv_shutdown(req, (uv_stream_t *)&c->tcp, conn_shutdown_cb) != 0)) {
@@ -353,36 +398,81 @@ static void udp_cb(uv_poll_t *h, int status, int events)
 	}
 }
 
+static void flush_cb(uv_idle_t *h);
+
+static void want_flush(struct sipnet *s)
+{
+	if (!uv_is_active((uv_handle_t *)s->flush))
+		uv_idle_start(s->flush, flush_cb);
+}
+
+/* Sends the queued datagrams of a family; a datagram the kernel refuses
+ * (no route, a full buffer) is lost like any UDP packet: the client
+ * retransmits. */
+static void udp_flush(struct sipnet *s, int fi)
+{
+	struct outq *q = &s->fam[fi].q;
+	unsigned done = 0;
+
+	while (s->fam[fi].fd >= 0 && done < q->n) {
+		int k = sendmmsg(s->fam[fi].fd, q->mm + done, q->n - done, MSG_DONTWAIT);
+
+		if (k < 0) {
+			char dst[NETADDR_STRLEN];
+
+			if (errno == EINTR)
+				continue;
+			log_info("could not send a response to %s: %s",
+				 netaddr_str((struct sockaddr *)&q->dst[done], dst,
+					     sizeof dst), strerror(errno));
+			k = 1;		/* skip it */
+		}
+		done += (unsigned)k;
+	}
+	q->n = 0;
+	q->used = 0;
+}
+
 static int udp_send(struct sipnet *s, const struct sipnet_src *src,
 		    const struct sockaddr *dst, const char *buf, size_t len)
 {
 	int fi = fam_index(src->family);
-	struct iovec iov = {(void *)buf, len};
-	union {
-		char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
-		struct cmsghdr align;
-	} ctl;
-	struct msghdr mh;
+	struct outq *q = &s->fam[fi].q;
+	struct msghdr *mh;
 	struct cmsghdr *cm;
+	unsigned i;
 
 	if (s->fam[fi].fd < 0)
 		return ENOTCONN;
-	memset(&mh, 0, sizeof mh);
-	memset(&ctl, 0, sizeof ctl);
-	mh.msg_name = (void *)dst;
-	mh.msg_namelen = dst->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-						   : sizeof(struct sockaddr_in);
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	mh.msg_control = ctl.buf;
-	cm = &ctl.align;
+	if (len > OUTQ_BYTES)
+		return EMSGSIZE;
+	if (q->n == OUTQ || q->used + len > OUTQ_BYTES)
+		udp_flush(s, fi);
+	i = q->n++;
+	memcpy(q->bytes + q->used, buf, len);
+	q->iov[i] = (struct iovec){q->bytes + q->used, len};
+	q->used += len;
+	memset(&q->dst[i], 0, sizeof q->dst[i]);
+	memcpy(&q->dst[i], dst, dst->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+							  : sizeof(struct sockaddr_in));
+	mh = &q->mm[i].msg_hdr;
+	memset(mh, 0, sizeof *mh);
+	memset(&q->ctl[i], 0, sizeof q->ctl[i]);
+	mh->msg_name = &q->dst[i];
+	mh->msg_namelen = dst->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+						    : sizeof(struct sockaddr_in);
+	mh->msg_iov = &q->iov[i];
+	mh->msg_iovlen = 1;
+	cm = &q->ctl[i].align;
+	/* from the address the request was sent to */
 	if (fi == 1 && src->local.ss_family == AF_INET6) {
 		struct in6_pktinfo pi;
 
 		memset(&pi, 0, sizeof pi);
 		pi.ipi6_addr = ((const struct sockaddr_in6 *)&src->local)->sin6_addr;
 		pi.ipi6_ifindex = src->ifindex;
-		mh.msg_controllen = CMSG_SPACE(sizeof pi);
+		mh->msg_control = q->ctl[i].buf;
+		mh->msg_controllen = CMSG_SPACE(sizeof pi);
 		cm->cmsg_level = IPPROTO_IPV6;
 		cm->cmsg_type = IPV6_PKTINFO;
 		cm->cmsg_len = CMSG_LEN(sizeof pi);
@@ -392,20 +482,18 @@ static int udp_send(struct sipnet *s, const struct sipnet_src *src,
 
 		memset(&pi, 0, sizeof pi);
 		pi.ipi_spec_dst = ((const struct sockaddr_in *)&src->local)->sin_addr;
-		mh.msg_controllen = CMSG_SPACE(sizeof pi);
+		mh->msg_control = q->ctl[i].buf;
+		mh->msg_controllen = CMSG_SPACE(sizeof pi);
 		cm->cmsg_level = IPPROTO_IP;
 		cm->cmsg_type = IP_PKTINFO;
 		cm->cmsg_len = CMSG_LEN(sizeof pi);
 		memcpy(CMSG_DATA(cm), &pi, sizeof pi);
-	} else {
-		mh.msg_control = NULL;
 	}
-	if (sendmsg(s->fam[fi].fd, &mh, MSG_DONTWAIT) < 0)
-		return errno;
+	want_flush(s);
 	return 0;
 }
 
-/* --- sending ---------------------------------------------------------------- */
+/* --- TCP output ----------------------------------------------------------------- */
 
 struct wreq {
 	uv_write_t req;
@@ -418,26 +506,24 @@ static void write_cb(uv_write_t *req, int status)
 	free(req);
 }
 
-/* See the header. */
-int sipnet_send(struct sipnet *s, const struct sipnet_src *src,
-		const struct sockaddr *dst, const char *buf, size_t len)
+/* Writes a connection's queued responses: what the socket takes now, the
+ * rest through libuv's write queue. */
+static void tcp_flush(struct sipnet_conn *c)
 {
-	struct sipnet_conn *c = src->conn;
-	uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
+	uv_buf_t b = uv_buf_init(c->out, (unsigned)c->out_len);
+	size_t len = c->out_len;
 	struct wreq *w;
 	int n;
 
-	if (!src->tcp)
-		return udp_send(s, src, dst ? dst : (const struct sockaddr *)&src->remote,
-				buf, len);
-	if (!c || c->closing)
-		return ENOTCONN;
+	c->out_len = 0;
+	if (!len || c->closing)
+		return;
 	n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
 	if (n == (int)len)
-		return 0;
+		return;
 	if (n < 0 && n != UV_EAGAIN) {
 		conn_close(c);
-		return ENOTCONN;
+		return;
 	}
 	if (n < 0)
 		n = 0;
@@ -447,18 +533,72 @@ int sipnet_send(struct sipnet *s, const struct sipnet_src *src,
 		log_info("closing TCP connection from %s: it reads no responses",
 			 netaddr_str((struct sockaddr *)&c->src.remote, peer, sizeof peer));
 		conn_close(c);
-		return ENOBUFS;
+		return;
 	}
 	w = malloc(sizeof *w + len - (size_t)n);
-	if (!w)
-		return ENOMEM;
-	memcpy(w->data, buf + n, len - (size_t)n);
+	if (!w) {
+		conn_close(c);
+		return;
+	}
+	memcpy(w->data, c->out + n, len - (size_t)n);
 	b = uv_buf_init(w->data, (unsigned)(len - (size_t)n));
 	if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, write_cb) != 0) {
 		free(w);
 		conn_close(c);
-		return ENOTCONN;
 	}
+}
+
+static void flush_cb(uv_idle_t *h)
+{
+	struct sipnet *s = h->data;
+
+	uv_idle_stop(h);
+	for (int fi = 0; fi < 2; fi++)
+		udp_flush(s, fi);
+	while (s->dirty) {
+		struct sipnet_conn *c = s->dirty;
+
+		s->dirty = c->dirty_next;
+		c->is_dirty = false;
+		tcp_flush(c);
+	}
+}
+
+/* See the header. */
+int sipnet_send(struct sipnet *s, const struct sipnet_src *src,
+		const struct sockaddr *dst, const char *buf, size_t len)
+{
+	struct sipnet_conn *c = src->conn;
+
+	if (!src->tcp)
+		return udp_send(s, src, dst ? dst : (const struct sockaddr *)&src->remote,
+				buf, len);
+	if (!c || c->closing || !c->s)
+		return ENOTCONN;
+	if (c->out_len + len > c->out_cap) {
+		size_t cap = c->out_cap ? c->out_cap : 4096;
+		char *nb;
+
+		while (cap < c->out_len + len)
+			cap *= 2;
+		nb = realloc(c->out, cap);
+		if (!nb)
+			return ENOMEM;
+		c->out = nb;
+		c->out_cap = cap;
+	}
+	memcpy(c->out + c->out_len, buf, len);
+	c->out_len += len;
+	if (!c->is_dirty) {
+		c->is_dirty = true;
+		c->dirty_next = s->dirty;
+		s->dirty = c;
+	}
+	if (c->out_len >= 64 * 1024) {
+		/* a big burst: do not let one connection's output grow */
+		tcp_flush(c);
+	}
+	want_flush(s);
 	return 0;
 }
 
@@ -480,6 +620,8 @@ static void close_family(struct sipnet *s, int fi, bool quiet)
 
 	if (f->fd < 0 && !f->listener && !f->poll)
 		return;
+	if (f->fd >= 0)
+		udp_flush(s, fi);
 	if (f->poll) {
 		uv_poll_stop(f->poll);
 		f->poll_on = false;
@@ -699,10 +841,19 @@ int sipnet_alloc(struct sipnet **out, uv_loop_t *uv, sipnet_msg_h *h, void *arg)
 	if (!s)
 		return ENOMEM;
 	s->rbuf = malloc((size_t)BATCH * 65536);
-	if (!s->rbuf) {
+	s->fam[0].q.bytes = malloc(OUTQ_BYTES);
+	s->fam[1].q.bytes = malloc(OUTQ_BYTES);
+	s->flush = calloc(1, sizeof *s->flush);
+	if (!s->rbuf || !s->fam[0].q.bytes || !s->fam[1].q.bytes || !s->flush) {
+		free(s->rbuf);
+		free(s->fam[0].q.bytes);
+		free(s->fam[1].q.bytes);
+		free(s->flush);
 		free(s);
 		return ENOMEM;
 	}
+	uv_idle_init(uv, s->flush);
+	s->flush->data = s;
 	s->uv = uv;
 	s->h = h;
 	s->arg = arg;
@@ -716,12 +867,16 @@ void sipnet_free(struct sipnet *s)
 {
 	if (!s)
 		return;
+	flush_cb(s->flush);
 	close_family(s, 0, true);
 	close_family(s, 1, true);
 	for (struct sipnet_conn *c = s->conns, *next; c; c = next) {
 		next = c->next;
 		conn_close(c);
 	}
+	uv_close((uv_handle_t *)s->flush, poll_closed);
 	free(s->rbuf);
+	free(s->fam[0].q.bytes);
+	free(s->fam[1].q.bytes);
 	free(s);
 }

@@ -48,6 +48,9 @@ struct ipc_conn {
 	int handles;                /* handles whose close callback is pending */
 	int err;                    /* handed to closeh */
 	unsigned writes;            /* uv_write requests not yet called back */
+	uv_idle_t flush;            /* writes out what this loop turn queued */
+	uint8_t *out;               /* frames queued since the last flush */
+	size_t out_len, out_cap;
 	ipc_recv_h *recvh;
 	ipc_close_h *closeh;
 	ipc_connect_h *connecth;
@@ -96,6 +99,7 @@ static void conn_on_handle_close(uv_handle_t *h)
 	if (--c->handles > 0)
 		return;
 	c->closeh(c, c->err, c->arg);
+	free(c->out);
 	free(c->buf);
 	free(c->path);
 	free(c);
@@ -111,7 +115,10 @@ static void conn_close_now(struct ipc_conn *c)
 	c->handles_closing = true;
 	uv_close((uv_handle_t *)&c->pipe, conn_on_handle_close);
 	uv_close((uv_handle_t *)&c->linger, conn_on_handle_close);
+	uv_close((uv_handle_t *)&c->flush, conn_on_handle_close);
 }
+
+static int conn_flush(struct ipc_conn *c);
 
 static void conn_fail(struct ipc_conn *c, int err)
 {
@@ -142,6 +149,8 @@ static void conn_shutdown(struct ipc_conn *c, int err)
 	if (c->state == CONN_CLOSING)
 		return;
 	c->err = err;
+	if (c->state == CONN_OPEN && conn_flush(c) != 0)
+		return;		/* the failed write closed it */
 	if (c->state == CONN_OPEN && c->writes > 0) {
 		uv_read_stop((uv_stream_t *)&c->pipe);
 		c->state = CONN_CLOSING;
@@ -168,13 +177,15 @@ int ipc_conn_alloc(struct ipc_conn **out, uv_loop_t *loop, ipc_recv_h *recvh,
 	c = calloc(1, sizeof *c);
 	if (!c)
 		return ENOMEM;
-	/* Both always return 0 in libuv 1.x. */
+	/* All always return 0 in libuv 1.x. */
 	if (uv_pipe_init(loop, &c->pipe, 0) != 0 ||
-	    uv_timer_init(loop, &c->linger) != 0)
-		IPC_BUG("uv_pipe_init/uv_timer_init failed");
+	    uv_timer_init(loop, &c->linger) != 0 ||
+	    uv_idle_init(loop, &c->flush) != 0)
+		IPC_BUG("uv_pipe_init/uv_timer_init/uv_idle_init failed");
 	c->pipe.data = c;
 	c->linger.data = c;
-	c->handles = 2;
+	c->flush.data = c;
+	c->handles = 3;
 	c->state = CONN_IDLE;
 	c->recvh = recvh;
 	c->closeh = closeh;
@@ -429,43 +440,29 @@ static void conn_on_write(uv_write_t *req, int status)
 	}
 }
 
-/* Encodes env as one frame and queues it; the bytes are copied, env stays
- * the caller's. ENOTCONN unless the conn is open; EINVAL/EMSGSIZE from the
- * encoder; ENOBUFS when more than IPC_WRITE_QUEUE_MAX bytes are already
- * waiting for a peer that does not read (the conn is then closing). */
-int ipc_conn_send(struct ipc_conn *c, const Openum__Envelope *env)
+/* Hands the frames queued this turn to libuv as one write. 0, or the
+ * error that closed the conn. */
+static int conn_flush(struct ipc_conn *c)
 {
 	struct ipc_write *w;
 	uv_buf_t b;
-	uint8_t *data;
-	size_t len;
 	int err;
 
-	if (!c || !env)
-		return EINVAL;
-	if (c->state != CONN_OPEN)
-		return ENOTCONN;
-	if (uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) >
-	    IPC_WRITE_QUEUE_MAX) {
-		log_warn("IPC peer pid %ld is not reading (%zu bytes queued); "
-			 "closing", (long)c->pid,
-			 uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe));
-		conn_fail(c, ENOBUFS);
-		return ENOBUFS;
-	}
-	err = ipc_frame_encode(&data, &len, env);
-	if (err)
-		return err;
+	uv_idle_stop(&c->flush);
+	if (!c->out_len || c->state != CONN_OPEN)
+		return 0;
 	w = malloc(sizeof *w);
 	if (!w) {
-		free(data);
+		conn_fail(c, ENOMEM);
 		return ENOMEM;
 	}
-	w->data = data;
-	b = uv_buf_init((char *)data, (unsigned)len);
+	w->data = c->out;
+	b = uv_buf_init((char *)c->out, (unsigned)c->out_len);
+	c->out = NULL;
+	c->out_len = c->out_cap = 0;
 	err = uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, conn_on_write);
 	if (err) {
-		free(data);
+		free(w->data);
 		free(w);
 		err = errno_of_uv(err);
 		log_info("IPC peer pid %ld: write failed: %s", (long)c->pid,
@@ -474,8 +471,66 @@ int ipc_conn_send(struct ipc_conn *c, const Openum__Envelope *env)
 		return err;
 	}
 	c->writes++;
+	return 0;
+}
+
+static void conn_on_flush(uv_idle_t *h)
+{
+	conn_flush(h->data);
+}
+
+/* Encodes env as one frame and queues it; the bytes are copied, env stays
+ * the caller's. Frames queued in one loop turn go out in one write at the
+ * start of the next (an idle handle: the loop does not sleep in between),
+ * so a burst of CallRouted / CallRoutedAck messages costs one system call,
+ * not one each. ENOTCONN unless the conn is open; EINVAL/EMSGSIZE from the
+ * encoder; ENOBUFS when more than IPC_WRITE_QUEUE_MAX bytes are already
+ * waiting for a peer that does not read (the conn is then closing). */
+int ipc_conn_send(struct ipc_conn *c, const Openum__Envelope *env)
+{
+	uint8_t *data;
+	size_t len;
+	int err;
+
+	if (!c || !env)
+		return EINVAL;
+	if (c->state != CONN_OPEN)
+		return ENOTCONN;
+	if (uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) + c->out_len >
+	    IPC_WRITE_QUEUE_MAX) {
+		log_warn("IPC peer pid %ld is not reading (%zu bytes queued); "
+			 "closing", (long)c->pid,
+			 uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) +
+				 c->out_len);
+		conn_fail(c, ENOBUFS);
+		return ENOBUFS;
+	}
+	err = ipc_frame_encode(&data, &len, env);
+	if (err)
+		return err;
+	if (c->out_len + len > c->out_cap) {
+		size_t cap = c->out_cap ? c->out_cap : 4096;
+		uint8_t *nb;
+
+		while (cap < c->out_len + len)
+			cap *= 2;
+		nb = realloc(c->out, cap);
+		if (!nb) {
+			free(data);
+			return ENOMEM;
+		}
+		c->out = nb;
+		c->out_cap = cap;
+	}
+	memcpy(c->out + c->out_len, data, len);
+	c->out_len += len;
+	free(data);
+	if (!uv_is_active((uv_handle_t *)&c->flush))
+		uv_idle_start(&c->flush, conn_on_flush);
 	log_debug("IPC peer pid %ld <- %s", (long)c->pid,
 		  ipc_body_name(env->body_case));
+	if (c->out_len >= 64 * 1024)
+		return conn_flush(c);
 	return 0;
 }
 

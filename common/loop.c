@@ -169,6 +169,25 @@ out:
 	return 0;
 }
 
+/* See the header. */
+int loop_alloc_uv(struct loop **out)
+{
+	struct loop *l = calloc(1, sizeof *l);
+	int err;
+
+	if (!l)
+		return ENOMEM;
+	l->uv_wait_index = -1;
+	err = -uv_loop_init(&l->uv);
+	if (err) {
+		free(l);
+		return err;
+	}
+	l->uv_ready = true;
+	*out = l;
+	return 0;
+}
+
 /* The sofia root, for nta agents and sofia timers. */
 su_root_t *loop_root(struct loop *l)
 {
@@ -185,6 +204,12 @@ uv_loop_t *loop_uv(struct loop *l)
 int loop_run(struct loop *l)
 {
 	l->stop = false;
+	if (!l->root) {
+		/* libuv alone: one epoll_wait per turn instead of two */
+		while (!l->stop)
+			uv_run(&l->uv, UV_RUN_ONCE);
+		return 0;
+	}
 	while (!l->stop) {
 		su_duration_t t;
 		uint64_t t0 = uv_hrtime(), busy;
@@ -214,6 +239,7 @@ int loop_run(struct loop *l)
 void loop_stop(struct loop *l)
 {
 	l->stop = true;
+	uv_stop(&l->uv);
 }
 
 static void close_walk_cb(uv_handle_t *h, void *arg)

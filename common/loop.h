@@ -11,6 +11,9 @@
 struct loop;
 
 int loop_alloc(struct loop **out);
+/* A loop for a process without sofia-sip (the call router): libuv only,
+ * loop_root() is NULL. */
+int loop_alloc_uv(struct loop **out);
 su_root_t *loop_root(struct loop *l);
 uv_loop_t *loop_uv(struct loop *l);
 /* Runs until loop_stop(); returns 0. */
