@@ -48,9 +48,6 @@
 struct pkt {
 	struct sipnet_src src;	/* a TCP connection is referenced while pending */
 	struct sockaddr_storage dst;	/* UDP: RFC 3261 18.2.2 / RFC 3581 */
-	const char *transport;
-	int family;		/* AF_INET / AF_INET6 */
-	int tr;			/* OPENUM__TRANSPORT__* */
 };
 
 struct pending {
@@ -135,25 +132,30 @@ static int new_token(struct route *r, uint8_t tok[TOKEN_LEN])
 	return 0;
 }
 
-static void pkt_of(struct pkt *p, const struct sipnet_src *src,
-		   const struct sipmsg *m)
+/* Responses go back to the source; over UDP, once the request is read,
+ * sipmsg_reply_addr() may move them to the Via's port. */
+static void pkt_of(struct pkt *p, const struct sipnet_src *src)
 {
 	p->src = *src;
-	p->family = src->family;
-	p->tr = src->tcp ? OPENUM__TRANSPORT__TRANSPORT_TCP
-			 : OPENUM__TRANSPORT__TRANSPORT_UDP;
-	p->transport = src->tcp ? "tcp" : "udp";
-	if (m && !src->tcp)
-		sipmsg_reply_addr(m, (const struct sockaddr *)&src->remote, &p->dst);
-	else
-		memcpy(&p->dst, &src->remote, sizeof p->dst);
+	memcpy(&p->dst, &src->remote, sizeof p->dst);
+}
+
+static int pkt_tr(const struct pkt *p)
+{
+	return p->src.tcp ? OPENUM__TRANSPORT__TRANSPORT_TCP
+			  : OPENUM__TRANSPORT__TRANSPORT_UDP;
+}
+
+static const char *pkt_name(const struct pkt *p)
+{
+	return p->src.tcp ? "tcp" : "udp";
 }
 
 static void plog(struct route *r, const char *dir, const struct pkt *p,
 		 const char *msg, size_t len)
 {
 	if (r->plog)
-		protolog_write(r->plog, dir, p->transport,
+		protolog_write(r->plog, dir, pkt_name(p),
 			       (const struct sockaddr *)&p->src.local,
 			       (const struct sockaddr *)(strcmp(dir, "out") || p->src.tcp
 							       ? &p->src.remote : &p->dst),
@@ -178,7 +180,7 @@ static void send_response(struct route *r, const struct pkt *p, int status,
 	if (err)
 		log_info("could not send %d to %s (%s): %s", status,
 			 netaddr_str((const struct sockaddr *)&p->dst, dst, sizeof dst),
-			 p->transport, strerror(err));
+			 pkt_name(p), strerror(err));
 	plog(r, "out", p, r->resp, n);
 }
 
@@ -485,14 +487,14 @@ static void try_next(struct route *r, struct pending *p)
 		in = p->n_tried < MAX_TRIES
 			     ? route_choose(r->reg,
 					    (const struct sockaddr *)&p->pkt.src.local,
-					    p->pkt.family, p->pkt.tr, p->tried,
+					    p->pkt.src.family, pkt_tr(&p->pkt), p->tried,
 					    p->n_tried, &r->rr, &ep)
 			     : NULL;
 		if (!in) {
 			log_warn("INVITE %s from gateway %s (Call-ID %s): no UM service "
 				 "instance available over %s%s; 503",
 				 p->user, p->gateway, p->call_id,
-				 p->pkt.family == AF_INET6 ? "IPv6" : "IPv4",
+				 p->pkt.src.family == AF_INET6 ? "IPv6" : "IPv4",
 				 p->n_tried ? " after failed handoffs" : "");
 			finish(r, p, 503, "Service Unavailable (no UM service instance)",
 			       RETRY_AFTER);
@@ -588,7 +590,7 @@ void route_ack(struct route *r, struct ipc_conn *from,
 		return;
 	}
 	ep = route_pick_endpoint(in, (const struct sockaddr *)&p->pkt.src.local,
-				 p->pkt.family, p->pkt.tr);
+				 p->pkt.src.family, pkt_tr(&p->pkt));
 	hex_encode(tokhex, p->token, TOKEN_LEN);
 	if (!ep || route_contact(contact, sizeof contact, p->user, in, ep, tokhex)) {
 		/* The instance re-registered without that family meanwhile. */
@@ -677,7 +679,7 @@ static void route_invite(struct route *r, const struct sipmsg *m,
 		netaddr_str((const struct sockaddr *)&pk->src.remote, src, sizeof src);
 	if (!gw) {
 		log_notice("403 to INVITE from %s (%s, Call-ID %s): the source is "
-			   "not a UM IP gateway", src, pk->transport, call_id);
+			   "not a UM IP gateway", src, pkt_name(pk), call_id);
 		reply(r, m, pk, 403, "Forbidden (not a UM IP gateway)", NULL);
 		return;
 	}
@@ -765,7 +767,7 @@ void route_sip_cb(void *arg, const struct sipnet_src *src, const char *buf,
 	const char *why = NULL;
 	int status;
 
-	pkt_of(&pk, src, NULL);
+	pkt_of(&pk, src);
 	plog(r, "in", &pk, buf, len);
 	status = sipmsg_parse(&m, buf, len, src->tcp, &why);
 	if (status < 0) {
@@ -773,19 +775,20 @@ void route_sip_cb(void *arg, const struct sipnet_src *src, const char *buf,
 
 		log_info("dropping a message from %s (%s, %zu bytes): %s",
 			 netaddr_str((const struct sockaddr *)&src->remote, from,
-				     sizeof from), pk.transport, len, why);
+				     sizeof from), pkt_name(&pk), len, why);
 		return;
 	}
 	if (m.response)
 		return;		/* a redirect server sends no requests */
-	pkt_of(&pk, src, &m);
+	if (!src->tcp)
+		sipmsg_reply_addr(&m, (const struct sockaddr *)&src->remote, &pk.dst);
 	if (status > 0) {
 		char from[NETADDR_STRLEN];
 
 		log_info("%d to %.*s from %s (%s): %s", status, (int)m.method_name.n,
 			 m.method_name.p, netaddr_str((const struct sockaddr *)
 						      &src->remote, from, sizeof from),
-			 pk.transport, why);
+			 pkt_name(&pk), why);
 		if (m.method != SIPMSG_ACK)
 			reply(r, &m, &pk, status, why, NULL);
 		return;

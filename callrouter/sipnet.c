@@ -50,7 +50,6 @@ struct fam {
 	int fd;
 	uv_poll_t *poll;	/* heap: a reopened family must not reuse a
 				 * handle whose close is still pending */
-	bool poll_on;
 	uv_tcp_t *listener;
 	unsigned port;
 	struct outq q;
@@ -390,8 +389,6 @@ static void udp_cb(uv_poll_t *h, int status, int events)
 			if (mm[i].msg_hdr.msg_flags & MSG_TRUNC)
 				continue;	/* cannot happen below 64 KiB */
 			s->h(s->arg, &src, iov[i].iov_base, mm[i].msg_len);
-			if (!s->fam[fi].poll_on)
-				return;	/* the handler closed the family */
 		}
 		if (n < BATCH)
 			return;
@@ -609,7 +606,7 @@ static void listener_closed(uv_handle_t *h)
 	free(h);
 }
 
-static void poll_closed(uv_handle_t *h)
+static void handle_freed(uv_handle_t *h)
 {
 	free(h);
 }
@@ -624,8 +621,7 @@ static void close_family(struct sipnet *s, int fi, bool quiet)
 		udp_flush(s, fi);
 	if (f->poll) {
 		uv_poll_stop(f->poll);
-		f->poll_on = false;
-		uv_close((uv_handle_t *)f->poll, poll_closed);
+		uv_close((uv_handle_t *)f->poll, handle_freed);
 		f->poll = NULL;
 	}
 	if (f->fd >= 0) {
@@ -703,7 +699,6 @@ static int open_udp(struct sipnet *s, int fi, unsigned port)
 	s->fam[fi].poll->data = s;
 	s->fam[fi].fd = fd;
 	uv_poll_start(s->fam[fi].poll, UV_READABLE, udp_cb);
-	s->fam[fi].poll_on = true;
 	return 0;
 }
 
@@ -793,12 +788,6 @@ int sipnet_apply(struct sipnet *s, const bool family[2], unsigned port,
 }
 
 /* See the header. */
-unsigned sipnet_port(const struct sipnet *s, int family_index)
-{
-	return s->fam[family_index ? 1 : 0].fd >= 0 ? s->fam[family_index ? 1 : 0].port : 0;
-}
-
-/* See the header. */
 size_t sipnet_endpoints(const struct sipnet *s, struct sipl_endpoint *eps,
 			size_t max)
 {
@@ -874,7 +863,7 @@ void sipnet_free(struct sipnet *s)
 		next = c->next;
 		conn_close(c);
 	}
-	uv_close((uv_handle_t *)s->flush, poll_closed);
+	uv_close((uv_handle_t *)s->flush, handle_freed);
 	free(s->rbuf);
 	free(s->fam[0].q.bytes);
 	free(s->fam[1].q.bytes);

@@ -48,8 +48,6 @@ int sipnet_send(struct sipnet *s, const struct sipnet_src *src,
  * stays valid, if closed, until released. */
 struct sipnet_conn *sipnet_conn_ref(struct sipnet_conn *c);
 void sipnet_conn_unref(struct sipnet_conn *c);
-/* The port open for a family (0: IPv4, 1: IPv6), 0 when closed. */
-unsigned sipnet_port(const struct sipnet *s, int family_index);
 /* The addresses the open sockets can be reached on: every address of the
  * host in an open family (link-local IPv6 left out), UDP and TCP each.
  * Returns how many there are (more than max: only max written). */
