@@ -8,6 +8,7 @@
 #define LOG_MODULE "sipnet"
 #include "callrouter/sipnet.h"
 #include "callrouter/sipmsg.h"
+#include "common/growbuf.h"
 #include "common/log.h"
 #include "common/netaddr.h"
 #include "common/sipl.h"
@@ -182,18 +183,8 @@ static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 	struct sipnet_conn *c = h->data;
 
 	(void)suggested;
-	if (c->cap - c->used < 4096 && c->cap < CONN_BUF_MAX) {
-		size_t cap = c->cap ? c->cap * 2 : 16384;
-		char *nb;
-
-		if (cap > CONN_BUF_MAX)
-			cap = CONN_BUF_MAX;
-		nb = realloc(c->buf, cap);
-		if (nb) {
-			c->buf = nb;
-			c->cap = cap;
-		}
-	}
+	/* at CONN_BUF_MAX a full buffer is a message too big (conn_process) */
+	growbuf(&c->buf, &c->cap, c->used + 4096, 16384, CONN_BUF_MAX);
 	*b = uv_buf_init(c->buf + c->used, (unsigned)(c->cap - c->used));
 }
 
@@ -572,18 +563,8 @@ int sipnet_send(struct sipnet *s, const struct sipnet_src *src,
 				buf, len);
 	if (!c || c->closing || !c->s)
 		return ENOTCONN;
-	if (c->out_len + len > c->out_cap) {
-		size_t cap = c->out_cap ? c->out_cap : 4096;
-		char *nb;
-
-		while (cap < c->out_len + len)
-			cap *= 2;
-		nb = realloc(c->out, cap);
-		if (!nb)
-			return ENOMEM;
-		c->out = nb;
-		c->out_cap = cap;
-	}
+	if (!growbuf(&c->out, &c->out_cap, c->out_len + len, 4096, 0))
+		return ENOMEM;
 	memcpy(c->out + c->out_len, buf, len);
 	c->out_len += len;
 	if (!c->is_dirty) {

@@ -4,6 +4,7 @@
 #define LOG_MODULE "ipc"
 #include "common/cause.h"
 #include "common/ipc.h"
+#include "common/growbuf.h"
 #include "common/log.h"
 
 #include <errno.h>
@@ -213,18 +214,8 @@ static void conn_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	struct ipc_conn *c = h->data;
 
-	if (c->cap - c->len < IPC_READ_MIN && c->cap < IPC_BUF_MAX) {
-		size_t ncap = c->cap ? c->cap * 2 : IPC_BUF_INIT;
-		uint8_t *p;
-
-		if (ncap > IPC_BUF_MAX)
-			ncap = IPC_BUF_MAX;
-		p = realloc(c->buf, ncap);
-		if (p) {
-			c->buf = p;
-			c->cap = ncap;
-		}
-	}
+	/* short of IPC_READ_MIN at IPC_BUF_MAX: the frame fits anyway */
+	growbuf(&c->buf, &c->cap, c->len + IPC_READ_MIN, IPC_BUF_INIT, IPC_BUF_MAX);
 	if (c->cap == c->len) {
 		/* Only when realloc failed: libuv reports UV_ENOBUFS. */
 		*buf = uv_buf_init(NULL, 0);
@@ -508,19 +499,9 @@ int ipc_conn_send(struct ipc_conn *c, const Openum__Envelope *env)
 	err = ipc_frame_encode(&data, &len, env);
 	if (err)
 		return err;
-	if (c->out_len + len > c->out_cap) {
-		size_t cap = c->out_cap ? c->out_cap : 4096;
-		uint8_t *nb;
-
-		while (cap < c->out_len + len)
-			cap *= 2;
-		nb = realloc(c->out, cap);
-		if (!nb) {
-			free(data);
-			return ENOMEM;
-		}
-		c->out = nb;
-		c->out_cap = cap;
+	if (!growbuf(&c->out, &c->out_cap, c->out_len + len, 4096, 0)) {
+		free(data);
+		return ENOMEM;
 	}
 	memcpy(c->out + c->out_len, data, len);
 	c->out_len += len;
