@@ -54,7 +54,8 @@ struct pending {
 	struct pending *prev, *next;		/* by deadline */
 	struct pending *tok_next, *txn_next;	/* hash chains */
 	unsigned txn_hash;
-	char *echo;		/* the header lines every response carries */
+	char *echo;		/* the header lines every response carries: the
+				 * tail of this allocation */
 	size_t echo_len;
 	struct pkt pkt;
 	uint8_t token[TOKEN_LEN];
@@ -294,7 +295,6 @@ static void pend_append(struct route *r, struct pending *p)
 
 static void pend_free(struct pending *p)
 {
-	free(p->echo);
 	sipnet_conn_unref(p->pkt.src.conn);
 	free(p);
 }
@@ -640,20 +640,25 @@ static void copy_str(char *dst, size_t size, const char *src)
 	dst[n] = 0;
 }
 
-/* The header lines every response to m carries, kept while it is pending. */
-static int keep_echo(struct route *r, struct pending *p, const struct sipmsg *m)
+/* A pending call for m, with the header lines every response to m carries
+ * (kept while it waits) in the same allocation: one malloc per call. */
+static struct pending *pend_alloc(struct route *r, const struct sipmsg *m,
+				  const struct pkt *pk)
 {
+	struct pending *p;
 	char tag[17];
 	size_t n;
 
 	sipmsg_to_tag(m, r->tag_secret, tag);
 	n = sipmsg_echo(r->echo, sizeof r->echo, m,
-			(const struct sockaddr *)&p->pkt.src.remote, tag);
-	if (!n || !(p->echo = malloc(n)))
-		return ENOMEM;
+			(const struct sockaddr *)&pk->src.remote, tag);
+	if (!n || !(p = calloc(1, sizeof *p + n)))
+		return NULL;	/* the caller's reply says which */
+	p->echo = (char *)(p + 1);
 	memcpy(p->echo, r->echo, n);
 	p->echo_len = n;
-	return 0;
+	p->pkt = *pk;
+	return p;
 }
 
 static void route_invite(struct route *r, const struct sipmsg *m,
@@ -662,6 +667,7 @@ static void route_invite(struct route *r, const struct sipmsg *m,
 	const struct dir_gateway *gw;
 	struct classify_ctx ctx;
 	struct classify_request req;
+	struct classify_result cls;
 	struct pending *p;
 	char src[NETADDR_STRLEN], call_id[128], branch[128], ruser[65], to_user[65];
 	char div[SIPURI_VALUE_MAX + 1], hi[SIPURI_VALUE_MAX + 1];
@@ -693,7 +699,7 @@ static void route_invite(struct route *r, const struct sipmsg *m,
 		      RETRY_AFTER);
 		return;
 	}
-	if (r->n_pending >= PENDING_MAX || !(p = calloc(1, sizeof *p))) {
+	if (r->n_pending >= PENDING_MAX) {
 		reply(r, m, pk, 503, "Service Unavailable (overloaded)",
 		      "Retry-After: 5\r\n");
 		return;
@@ -712,22 +718,22 @@ static void route_invite(struct route *r, const struct sipmsg *m,
 		req.history_info = sipmsg_join(m->history_info, m->n_history_info,
 					       hi, sizeof hi) ? hi : "<too long>";
 	rtab_classify_ctx(r->tab, &ctx);
-	classify_call(&ctx, &req, &p->cls);
-	if (p->cls.kind == CLASSIFY_REJECT) {
+	classify_call(&ctx, &req, &cls);
+	if (cls.kind == CLASSIFY_REJECT) {
 		netaddr_str((const struct sockaddr *)&pk->src.remote, src, sizeof src);
 		log_notice("%d to INVITE %s from gateway %s (%s): %s",
-			   p->cls.status ? p->cls.status : 404, ruser, gw->name, src,
-			   p->cls.reason);
-		reply(r, m, pk, p->cls.status ? p->cls.status : 404,
-		      p->cls.reason[0] ? p->cls.reason : "Not Found", NULL);
-		free(p);
+			   cls.status ? cls.status : 404, ruser, gw->name, src,
+			   cls.reason);
+		reply(r, m, pk, cls.status ? cls.status : 404,
+		      cls.reason[0] ? cls.reason : "Not Found", NULL);
 		return;
 	}
-	p->pkt = *pk;
-	if (keep_echo(r, p, m) != 0) {
-		free(p);
+	if (!(p = pend_alloc(r, m, pk))) {
+		reply(r, m, pk, 503, "Service Unavailable (overloaded)",
+		      "Retry-After: 5\r\n");
 		return;
 	}
+	p->cls = cls;
 	sipnet_conn_ref(p->pkt.src.conn);
 	copy_str(p->user, sizeof p->user, ruser);
 	copy_str(p->call_id, sizeof p->call_id, call_id);

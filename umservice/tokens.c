@@ -1,8 +1,15 @@
-/* tokens.c — one-time routing tokens: an open-addressing hash table over the
- * (random, so already uniformly distributed) token bytes, plus a FIFO ring in
- * arrival order that owns the contexts. Every token lives the same ~30 s, so
- * arrival order is expiry order and sweeping the ring head is enough; a take
- * only marks its context, which the sweep frees when it reaches it. */
+/* tokens.c — one-time routing tokens: an open-addressing hash table over
+ * the (random, so already uniformly distributed) token bytes, plus a FIFO
+ * ring in arrival order that owns the contexts. Every token lives the same
+ * ~30 s, so arrival order is expiry order and sweeping the ring head is
+ * enough; a take only marks its context, which the sweep frees when it
+ * reaches it. Contexts are allocated one by one, so memory follows the
+ * number of tokens held.
+ *
+ * Each slot holds 32 more bits of the token beside its context, so a probe
+ * reads the context (a cache miss at thousands of calls a second, where the
+ * table is full) only when those bits match; each context knows its slot,
+ * so dropping the oldest needs no lookup. */
 #include "common/hex.h"
 #include "umservice/tokens.h"
 
@@ -15,14 +22,20 @@
 
 struct entry {
 	struct token_ctx ctx;
+	uint32_t slot;		/* where the table holds it */
 	bool taken;
 };
 
 static struct entry tomb_marker;
 #define TOMB (&tomb_marker)
 
+struct slot {
+	struct entry *e;	/* NULL, TOMB or an entry owned by ring */
+	uint32_t tag;		/* token bits 32..63 */
+};
+
 struct tokens {
-	struct entry **slot;	/* NULL, TOMB or an entry owned by ring */
+	struct slot *slot;
 	struct entry **ring;	/* arrival order */
 	size_t head, n_ring;
 	size_t live, tombs;
@@ -57,24 +70,27 @@ void tokens_free(struct tokens *t)
 	free(t);
 }
 
-static size_t hash(const uint8_t *tok)
+static uint64_t bits(const uint8_t *tok)
 {
 	uint64_t h;
 
 	memcpy(&h, tok, sizeof h);
-	return (size_t)(h % SLOTS);
+	return h;
 }
 
 static long find(const struct tokens *t, const uint8_t *tok)
 {
-	size_t i = hash(tok);
+	uint64_t h = bits(tok);
+	uint32_t tag = (uint32_t)(h >> 32);
+	size_t i = (size_t)(h % SLOTS);
 
 	for (size_t n = 0; n < SLOTS; n++, i = (i + 1) % SLOTS) {
-		const struct entry *e = t->slot[i];
+		const struct slot *s = &t->slot[i];
 
-		if (!e)
+		if (!s->e)
 			return -1;
-		if (e != TOMB && memcmp(e->ctx.token, tok, TOKEN_LEN) == 0)
+		if (s->e != TOMB && s->tag == tag &&
+		    memcmp(s->e->ctx.token, tok, TOKEN_LEN) == 0)
 			return (long)i;
 	}
 	return -1;
@@ -82,18 +98,20 @@ static long find(const struct tokens *t, const uint8_t *tok)
 
 static void insert(struct tokens *t, struct entry *e)
 {
-	size_t i = hash(e->ctx.token);
+	uint64_t h = bits(e->ctx.token);
+	size_t i = (size_t)(h % SLOTS);
 
-	while (t->slot[i] && t->slot[i] != TOMB)
+	while (t->slot[i].e && t->slot[i].e != TOMB)
 		i = (i + 1) % SLOTS;
-	if (t->slot[i] == TOMB)
+	if (t->slot[i].e == TOMB)
 		t->tombs--;
-	t->slot[i] = e;
+	t->slot[i] = (struct slot){e, (uint32_t)(h >> 32)};
+	e->slot = (uint32_t)i;
 }
 
-static void unlink_slot(struct tokens *t, long i)
+static void unlink_slot(struct tokens *t, size_t i)
 {
-	t->slot[i] = TOMB;
+	t->slot[i].e = TOMB;
 	t->tombs++;
 	t->live--;
 }
@@ -125,7 +143,7 @@ static void sweep(struct tokens *t, uint64_t now_ms, bool make_room)
 			if (e->ctx.expires_ms > now_ms &&
 			    !(make_room && t->n_ring >= TOKENS_MAX))
 				break;
-			unlink_slot(t, find(t, e->ctx.token));
+			unlink_slot(t, e->slot);
 		}
 		free(e);
 		t->head = (t->head + 1) % TOKENS_MAX;
@@ -144,10 +162,11 @@ int tokens_put(struct tokens *t, const struct token_ctx *ctx, uint64_t now_ms)
 	sweep(t, now_ms, true);
 	if (find(t, ctx->token) >= 0)
 		return EEXIST;
-	e = calloc(1, sizeof *e);
+	e = malloc(sizeof *e);
 	if (!e)
 		return ENOMEM;
 	e->ctx = *ctx;
+	e->taken = false;
 	insert(t, e);
 	t->live++;
 	t->ring[(t->head + t->n_ring) % TOKENS_MAX] = e;
@@ -167,13 +186,13 @@ int tokens_take(struct tokens *t, const uint8_t token[TOKEN_LEN],
 		sweep(t, now_ms, false);
 		return ENOENT;
 	}
-	e = t->slot[i];
+	e = t->slot[i].e;
 	if (e->ctx.expires_ms <= now_ms)
 		err = ETIMEDOUT;
 	else if (out)
 		*out = e->ctx;
 	e->taken = true;
-	unlink_slot(t, i);
+	unlink_slot(t, (size_t)i);
 	sweep(t, now_ms, false);
 	return err;
 }

@@ -70,6 +70,16 @@ int test_tokens_expiry_and_capacity(void)
 		UT_ASSERT_INT(tokens_take(t, c.token, 300, &got), 0);
 		UT_ASSERT_STR(got.mailbox, c.mailbox);
 		UT_ASSERT_INT(tokens_take(t, first.token, 300, &got), ENOENT);
+		/* dropping the oldest removed those and nothing else: every
+		 * token still in the ring and not yet taken is found, once */
+		for (unsigned i = 1000; i < TOKENS_MAX + 999; i++) {
+			struct token_ctx r;
+
+			mk(&r, round * 1000003u + i + 100, 1000000);
+			UT_ASSERT_INT(tokens_take(t, r.token, 300, &got),
+				      i % 3 == 0 ? ENOENT : 0);
+			UT_ASSERT_INT(tokens_take(t, r.token, 300, &got), ENOENT);
+		}
 	}
 	mk(&c, 424242, 1000000);
 	UT_ASSERT_INT(tokens_put(t, &c, 300), 0);
