@@ -699,11 +699,6 @@ static void route_invite(struct route *r, const struct sipmsg *m,
 		      RETRY_AFTER);
 		return;
 	}
-	if (r->n_pending >= PENDING_MAX) {
-		reply(r, m, pk, 503, "Service Unavailable (overloaded)",
-		      "Retry-After: 5\r\n");
-		return;
-	}
 	sipmsg_ruri_user(m, ruser, sizeof ruser);
 	sipmsg_to_user(m, to_user, sizeof to_user);
 	memset(&req, 0, sizeof req);
@@ -728,7 +723,7 @@ static void route_invite(struct route *r, const struct sipmsg *m,
 		      cls.reason[0] ? cls.reason : "Not Found", NULL);
 		return;
 	}
-	if (!(p = pend_alloc(r, m, pk))) {
+	if (r->n_pending >= PENDING_MAX || !(p = pend_alloc(r, m, pk))) {
 		reply(r, m, pk, 503, "Service Unavailable (overloaded)",
 		      "Retry-After: 5\r\n");
 		return;
