@@ -5,6 +5,7 @@
 #include "common/log.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +62,28 @@ static bool valid_id(const char *s)
 	return true;
 }
 
+/* See the header. */
+int reg_endpoint_init(struct reg_endpoint *e, int family, int transport,
+		      const char *host, unsigned port)
+{
+	int af = family == OPENUM__ADDRESS_FAMILY__AF_IPV4   ? AF_INET
+		 : family == OPENUM__ADDRESS_FAMILY__AF_IPV6 ? AF_INET6
+							     : AF_UNSPEC;
+	size_t n = host ? strlen(host) : sizeof e->host;
+
+	memset(e, 0, sizeof *e);
+	if (af == AF_UNSPEC || n >= sizeof e->host || port == 0 || port > 65535 ||
+	    inet_pton(af, host, e->addr) != 1)
+		return EINVAL;
+	e->family = family;
+	e->transport = transport;
+	memcpy(e->host, host, n + 1);
+	e->port = port;
+	e->loopback = af == AF_INET ? e->addr[0] == 127
+				    : IN6_IS_ADDR_LOOPBACK((struct in6_addr *)e->addr);
+	return 0;
+}
+
 /* Registration is untrusted input, however local: every field is checked
  * before the router would ever put it in a Contact. */
 static int parse_endpoints(struct reg_instance *in,
@@ -70,33 +93,23 @@ static int parse_endpoints(struct reg_instance *in,
 		return fail(cause, EINVAL, "%s", "too many endpoints (max 32)");
 	for (size_t i = 0; i < m->n_endpoints; i++) {
 		const Openum__SipEndpoint *e = m->endpoints[i];
-		struct reg_endpoint *o = &in->ep[i];
-		unsigned char buf[16];
-		int af;
 
 		if (!e || !e->host)
 			return fail(cause, EINVAL, "%s", "endpoint without host");
-		if (e->family == OPENUM__ADDRESS_FAMILY__AF_IPV4)
-			af = AF_INET;
-		else if (e->family == OPENUM__ADDRESS_FAMILY__AF_IPV6)
-			af = AF_INET6;
-		else
+		if (e->family != OPENUM__ADDRESS_FAMILY__AF_IPV4 &&
+		    e->family != OPENUM__ADDRESS_FAMILY__AF_IPV6)
 			return fail(cause, EINVAL, "%s", "endpoint without family");
-		if (strlen(e->host) >= sizeof o->host ||
-		    inet_pton(af, e->host, buf) != 1)
-			return fail(cause, EINVAL,
-				    "endpoint host \"%.64s\" is not an address "
-				    "literal of its family", e->host);
 		if (e->port == 0 || e->port > 65535)
 			return fail(cause, EINVAL, "%s", "endpoint port out of range");
 		if (e->transport != OPENUM__TRANSPORT__TRANSPORT_UDP &&
 		    e->transport != OPENUM__TRANSPORT__TRANSPORT_TCP &&
 		    e->transport != OPENUM__TRANSPORT__TRANSPORT_TLS)
 			return fail(cause, EINVAL, "%s", "endpoint without transport");
-		o->family = e->family;
-		o->transport = e->transport;
-		snprintf(o->host, sizeof o->host, "%s", e->host);
-		o->port = e->port;
+		if (reg_endpoint_init(&in->ep[i], e->family, e->transport, e->host,
+				      e->port))
+			return fail(cause, EINVAL,
+				    "endpoint host \"%.64s\" is not an address "
+				    "literal of its family", e->host);
 	}
 	in->n_ep = m->n_endpoints;
 	return 0;

@@ -17,9 +17,17 @@ struct reg_endpoint {
 	int transport;		/* OPENUM__TRANSPORT__TRANSPORT_UDP / _TCP / _TLS */
 	char host[64];		/* literal, no brackets */
 	unsigned port;
+	unsigned char addr[16];	/* host in binary: 4 or 16 bytes by family */
+	bool loopback;		/* 127.0.0.0/8 or ::1 */
 };
 
 #define REG_MAX_ENDPOINTS 32
+
+/* Fills e from an endpoint's parts; EINVAL when host is not an address
+ * literal of family (OPENUM__ADDRESS_FAMILY__*) or the port is out of range.
+ * The router compares addresses in binary on every call: no text there. */
+int reg_endpoint_init(struct reg_endpoint *e, int family, int transport,
+		      const char *host, unsigned port);
 
 /* Gateway states an instance reports at most (more are ignored). */
 #define REG_MAX_GATEWAYS 1024

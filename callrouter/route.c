@@ -324,29 +324,29 @@ static void arm_timer(struct route *r)
 
 /* --- routing ------------------------------------------------------------- */
 
-static bool host_is_loopback(const char *host, int family)
-{
-	if (family == OPENUM__ADDRESS_FAMILY__AF_IPV6)
-		return !strcmp(host, "::1");
-	return !strncmp(host, "127.", 4);
-}
-
 /* See the header. The address the gateway reached the router on says which
  * of the instance's addresses it can reach too: the same address (router
  * and instance on one host) is best, then one of the same scope (loopback
- * callers get loopback, others never do), then any of the family. */
+ * callers get loopback, others never do), then any of the family. Compared
+ * in binary: this runs twice for every call. */
 const struct reg_endpoint *route_pick_endpoint(const struct reg_instance *in,
 					       const struct sockaddr *local,
 					       int family, int transport)
 {
 	const struct reg_endpoint *best = NULL;
 	int want = proto_family(family), best_score = -1;
-	char lhost[NETADDR_STRLEN] = "";
+	const unsigned char *laddr = NULL;
+	size_t alen = family == AF_INET6 ? 16 : 4;
 	bool local_lo = false;
 
-	if (local && local->sa_family == family) {
-		netaddr_host(local, lhost, sizeof lhost);
-		local_lo = host_is_loopback(lhost, want);
+	if (local && local->sa_family == family && family == AF_INET) {
+		laddr = (const unsigned char *)&((const struct sockaddr_in *)local)->sin_addr;
+		local_lo = laddr[0] == 127;
+	} else if (local && local->sa_family == family && family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)local)->sin6_addr;
+
+		laddr = a->s6_addr;
+		local_lo = IN6_IS_ADDR_LOOPBACK(a);
 	}
 	for (size_t i = 0; i < in->n_ep; i++) {
 		const struct reg_endpoint *e = &in->ep[i];
@@ -357,11 +357,11 @@ const struct reg_endpoint *route_pick_endpoint(const struct reg_instance *in,
 		if (e->transport != transport &&
 		    e->transport == OPENUM__TRANSPORT__TRANSPORT_TLS)
 			continue;
-		if (lhost[0] && !strcmp(lhost, e->host))
+		if (laddr && !memcmp(laddr, e->addr, alen))
 			score += 4;
-		else if (lhost[0] && host_is_loopback(e->host, want) == local_lo)
+		else if (laddr && e->loopback == local_lo)
 			score += 2;
-		else if (lhost[0] && local_lo != host_is_loopback(e->host, want))
+		else if (laddr)
 			score -= 8;	/* unreachable scope: last resort only */
 		if (e->transport == transport)
 			score += 1;
@@ -371,7 +371,7 @@ const struct reg_endpoint *route_pick_endpoint(const struct reg_instance *in,
 		}
 	}
 	/* A loopback address is never handed to a remote caller. */
-	if (best && lhost[0] && !local_lo && host_is_loopback(best->host, want))
+	if (best && laddr && !local_lo && best->loopback)
 		return NULL;
 	return best;
 }

@@ -6,6 +6,7 @@
 #include "tests/unit/unit.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 
@@ -20,12 +21,8 @@ int test_route_contact(void);
 
 static void ep(struct reg_instance *in, int fam, int tr, const char *host)
 {
-	struct reg_endpoint *e = &in->ep[in->n_ep++];
-
-	e->family = fam;
-	e->transport = tr;
-	snprintf(e->host, sizeof e->host, "%s", host);
-	e->port = 5062;
+	if (reg_endpoint_init(&in->ep[in->n_ep], fam, tr, host, 5062) == 0)
+		in->n_ep++;
 }
 
 static struct sockaddr_storage addr(const char *s)
@@ -88,6 +85,24 @@ int test_route_pick_endpoint(void)
 	memset(&in, 0, sizeof in);
 	ep(&in, V4, UDP, "127.0.0.1");
 	UT_ASSERT(route_pick_endpoint(&in, (struct sockaddr *)&other4, AF_INET, UDP) == NULL);
+	/* the same address written another way is still the same address */
+	memset(&in, 0, sizeof in);
+	ep(&in, V6, UDP, "fd00::2");
+	ep(&in, V6, UDP, "0:0:0:0:0:0:0:1");
+	e = route_pick_endpoint(&in, (struct sockaddr *)&lo6, AF_INET6, UDP);
+	UT_ASSERT(e && !strcmp(e->host, "0:0:0:0:0:0:0:1") && e->loopback);
+	/* 127.0.0.0/8 is loopback, not only 127.0.0.1 */
+	memset(&in, 0, sizeof in);
+	ep(&in, V4, UDP, "127.0.0.2");
+	UT_ASSERT(route_pick_endpoint(&in, (struct sockaddr *)&other4, AF_INET, UDP) == NULL);
+	/* what an endpoint must be */
+	UT_ASSERT(reg_endpoint_init(&in.ep[0], V6, UDP, "127.0.0.1", 5062) == EINVAL);
+	UT_ASSERT(reg_endpoint_init(&in.ep[0], V4, UDP, "::1", 5062) == EINVAL);
+	UT_ASSERT(reg_endpoint_init(&in.ep[0], V4, UDP, "127.0.0.1", 0) == EINVAL);
+	UT_ASSERT(reg_endpoint_init(&in.ep[0], V4, UDP, "127.0.0.1", 65536) == EINVAL);
+	UT_ASSERT(reg_endpoint_init(&in.ep[0], 0, UDP, "127.0.0.1", 5062) == EINVAL);
+	UT_ASSERT(reg_endpoint_init(&in.ep[0], V4, UDP, NULL, 5062) == EINVAL);
+	UT_ASSERT(reg_endpoint_init(&in.ep[0], V4, UDP, "host.example", 5062) == EINVAL);
 	return 0;
 }
 
