@@ -22,11 +22,17 @@ static bool is_ws(char c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-/* RFC 3261 token characters. */
+/* RFC 3261 token characters. A table: the header scanner asks for every
+ * byte of every header name. */
+static const bool TOKEN[256] = {
+	['a' ... 'z'] = true, ['A' ... 'Z'] = true, ['0' ... '9'] = true,
+	['-'] = true, ['.'] = true, ['!'] = true, ['%'] = true, ['*'] = true,
+	['_'] = true, ['+'] = true, ['`'] = true, ['\''] = true, ['~'] = true,
+};
+
 static bool is_token(char c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       (c >= '0' && c <= '9') || strchr("-.!%*_+`'~", c) != NULL;
+	return TOKEN[(unsigned char)c];
 }
 
 static bool span_eq(struct sipmsg_str s, const char *lit)
@@ -61,6 +67,28 @@ static const char *find_crlf(const char *p, size_t n)
 		if (cr + 1 < end && cr[1] == '\n')
 			return cr;
 		p = cr + 1;
+	}
+	return NULL;
+}
+
+/* Bytes no header line may hold (RFC 3261 25.1: no CTL but HTAB), CR
+ * among them: where the line scanner has to stop and look. */
+static const bool CTL[256] = {
+	[0 ... 8] = true, [10 ... 31] = true, [127] = true,
+};
+
+/* The CRLF ending the header line at p, NULL if none before end; *bad is
+ * set when the line holds a control character (a bare CR included). One
+ * pass: the line is read once, not once for its end and once for its
+ * bytes. */
+static const char *line_end(const char *p, const char *end, bool *bad)
+{
+	for (; p < end; p++) {
+		if (!CTL[(unsigned char)*p])
+			continue;
+		if (*p == '\r' && p + 1 < end && p[1] == '\n')
+			return p;
+		*bad = true;
 	}
 	return NULL;
 }
@@ -173,6 +201,30 @@ bool sipmsg_is_keepalive(const char *buf, size_t n)
 
 /* --- URIs and hosts ------------------------------------------------------------ */
 
+/* An IPv4 address as inet_pton(AF_INET) takes one: four decimal parts of
+ * at most 255, no leading zeros. Here rather than there because every
+ * request carries several and inet_pton wants a NUL-terminated copy. */
+static bool ipv4_ok(const char *p, size_t n)
+{
+	unsigned parts = 0, val = 0, digits = 0;
+
+	for (size_t i = 0; i <= n; i++) {
+		if (i == n || p[i] == '.') {
+			if (!digits || ++parts > 4)
+				return false;
+			val = digits = 0;
+			continue;
+		}
+		if (p[i] < '0' || p[i] > '9' || (digits && !val))
+			return false;
+		val = val * 10 + (unsigned)(p[i] - '0');
+		if (val > 255)
+			return false;
+		digits++;
+	}
+	return parts == 4;
+}
+
 /* host = hostname / IPv4address / "[" IPv6address "]" */
 static bool host_ok(const char *p, size_t n)
 {
@@ -198,14 +250,7 @@ static bool host_ok(const char *p, size_t n)
 		if (!((c >= '0' && c <= '9') || c == '.'))
 			digits_dots = false;
 	}
-	if (digits_dots) {
-		if (n >= sizeof tmp)
-			return false;
-		memcpy(tmp, p, n);
-		tmp[n] = 0;
-		return inet_pton(AF_INET, tmp, a) == 1;
-	}
-	return true;
+	return !digits_dots || ipv4_ok(p, n);
 }
 
 /* hostport at p: host [":" port]; *end is where it stops (';', '?', '>',
@@ -654,18 +699,22 @@ int sipmsg_parse(struct sipmsg *m, const char *buf, size_t n, bool stream,
 	int status = 0, rl;
 	const char *reason = NULL;
 	size_t start = skip_crlf(buf, n), rest;
+	bool first_line_only;
 
 	memset(m, 0, sizeof *m);
 	m->content_length = -1;
 	*why = "not a SIP message";
 	buf += start;
 	n -= start;
-	hdr_end = find(buf, n, CRLFCRLF);
-	if (!hdr_end) {
+	eol = find_crlf(buf, n);
+	/* Responses and ACKs are not read further than their first line; they
+	 * are still dropped whole when their headers never end. Other
+	 * requests find the end on the way through their header lines. */
+	first_line_only = n >= 4 && (!memcmp(buf, "SIP/", 4) || !memcmp(buf, "ACK ", 4));
+	if (!eol || (first_line_only && !find(eol, (size_t)(buf + n - eol), CRLFCRLF))) {
 		*why = "no end of headers";
 		return -1;
 	}
-	eol = find_crlf(buf, (size_t)(hdr_end - buf) + 2);
 	if (n >= 4 && !memcmp(buf, "SIP/", 4)) {
 		m->response = true;
 		return 0;
@@ -683,19 +732,26 @@ int sipmsg_parse(struct sipmsg *m, const char *buf, size_t n, bool stream,
 		*why = NULL;
 		return 0;
 	}
-	/* header lines; a line starting with whitespace continues the last */
-	end = hdr_end + 2;
-	for (p = eol + 2; p < end; p = eol + 2) {
+	/* header lines up to the empty one; a line starting with whitespace
+	 * continues the last */
+	end = buf + n;
+	hdr_end = NULL;
+	for (p = eol + 2; !hdr_end; p = eol + 2) {
 		const char *colon;
 		struct sipmsg_str name;
+		bool bad = false;
 
-		eol = find_crlf(p, (size_t)(end - p));
-		for (const char *q = p; q < eol; q++) {
-			if (((unsigned char)*q < ' ' && *q != '\t') || *q == 0x7f) {
-				FAIL(400, "Bad Request (control character in a header)");
-				break;
-			}
+		eol = line_end(p, end, &bad);
+		if (!eol) {
+			*why = "no end of headers";
+			return -1;
 		}
+		if (eol == p) {
+			hdr_end = p - 2;
+			continue;
+		}
+		if (bad)
+			FAIL(400, "Bad Request (control character in a header)");
 		if (*p == ' ' || *p == '\t') {
 			if (!pending.p) {
 				FAIL(400, "Bad Request (continuation line without a header)");

@@ -197,6 +197,33 @@ int test_sipmsg_errors(void)
 	UT_ASSERT_INT(parse_variant("Content-Length: 0", "Content-Length: 10", &why), 400);
 	UT_ASSERT_INT(parse_variant(NULL, "Call-ID: again", &why), 400);
 	UT_ASSERT_INT(parse_variant(NULL, "X-Ctl: a\x01z", &why), 400);
+	UT_ASSERT_INT(parse_variant(NULL, "X-Del: a\x7fz", &why), 400);
+	UT_ASSERT_INT(parse_variant(NULL, "X-Cr: a\rz", &why), 400);
+	UT_ASSERT(strstr(why, "control character"));
+	UT_ASSERT_INT(parse_variant(NULL, "X-Lf: a\nz", &why), 400);
+	UT_ASSERT_INT(parse_variant(NULL, "X-Tab: a\tz", &why), 0);
+	/* IPv4 hosts as inet_pton reads them: four parts, each 0-255, no
+	 * leading zeros */
+	{
+		static const struct {
+			const char *host;
+			int status;
+		} v4s[] = {
+			{"0.0.0.0", 0},	     {"255.255.255.255", 0}, {"10.0.100.9", 0},
+			{"01.2.3.4", 400},   {"1.2.3.00", 400},	     {"1.2.3", 400},
+			{"1.2.3.4.", 400},   {"1.2.3.4.5", 400},     {"1..3.4", 400},
+			{".1.2.3", 400},     {"1.2.3.256", 400},     {"1.2.3.1000", 400},
+			{"4294967297", 400}, {"1.2.3.4a", 0},	     /* a name */
+		};
+
+		for (size_t i = 0; i < sizeof v4s / sizeof v4s[0]; i++) {
+			char ruri[64];
+
+			snprintf(ruri, sizeof ruri, "sip:1001@%s ", v4s[i].host);
+			UT_ASSERT_INT(parse_variant("sip:1001@127.0.0.1 ", ruri, &why),
+				      v4s[i].status);
+		}
+	}
 	UT_ASSERT_INT(parse_variant(NULL, "no colon here", &why), 400);
 	UT_ASSERT_INT(parse_variant(NULL, "X-A: 1\r\n continuation", &why), 0);
 	/* nothing to answer to: dropped */
@@ -206,6 +233,15 @@ int test_sipmsg_errors(void)
 	UT_ASSERT_INT(parse_variant("127.0.0.1:5070;branch", "::1:5070;branch", &why), -1);
 	UT_ASSERT_INT(parse(&m, "HELLO there\r\nwho: are you\r\n\r\n", false), -1);
 	UT_ASSERT_INT(parse(&m, "INVITE sip:1001@127.0.0.1 SIP/2.0\r\n", false), -1);
+	/* headers that never end: dropped, whatever the method */
+	UT_ASSERT_INT(parse(&m, "INVITE sip:1001@127.0.0.1 SIP/2.0\r\n"
+			  "Via: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK-1\r\n", false), -1);
+	UT_ASSERT_INT(parse(&m, "ACK sip:1001@127.0.0.1 SIP/2.0\r\n"
+			  "Via: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK-1\r\n", false), -1);
+	UT_ASSERT_INT(parse(&m, "SIP/2.0 200 OK\r\nVia: x\r\n", false), -1);
+	UT_ASSERT_INT(parse(&m, "ACK sip:1001@127.0.0.1 SIP/2.0\r\n"
+			  "Via: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK-1\r\n\r\n", false), 0);
+	UT_ASSERT_INT(m.method, SIPMSG_ACK);
 	UT_ASSERT_INT(sipmsg_parse(&m, "\xff\xfe\x00garbage", 10, false, &why), -1);
 	/* a NUL in the Request-URI */
 	{
