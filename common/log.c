@@ -7,7 +7,7 @@
 #include <strings.h>
 #include <time.h>
 
-static enum log_level cur_level = LOG_LEVEL_INFO;
+enum log_level log_level_min = LOG_LEVEL_INFO;
 static const char *process = "openum";
 
 static const char *const level_names[] = {
@@ -21,13 +21,13 @@ static const char *const level_names[] = {
 /* Sets the lowest level that is printed. */
 void log_set_level(enum log_level level)
 {
-	cur_level = level;
+	log_level_min = level;
 }
 
 /* Returns the lowest level that is printed. */
 enum log_level log_get_level(void)
 {
-	return cur_level;
+	return log_level_min;
 }
 
 /* Names the process on every line. The string must outlive logging. */
@@ -72,7 +72,7 @@ void log_vwrite(enum log_level level, const char *module, const char *fmt,
 	struct tm tm;
 	int n, m;
 
-	if (level < cur_level)
+	if (level < log_level_min)
 		return;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
