@@ -58,6 +58,7 @@ struct ipc_conn {
 	void *arg;
 	uint8_t *buf;
 	size_t len, cap;
+	struct ipc_arena arena;     /* where the frame being handled is decoded */
 	pid_t pid;
 	uid_t uid;
 	bool have_cred;
@@ -189,6 +190,7 @@ int ipc_conn_alloc(struct ipc_conn **out, uv_loop_t *loop, ipc_recv_h *recvh,
 	c->handles = 3;
 	c->state = CONN_IDLE;
 	c->recvh = recvh;
+	ipc_arena_init(&c->arena);
 	c->closeh = closeh;
 	c->arg = arg;
 	*out = c;
@@ -253,8 +255,8 @@ static void conn_process(struct ipc_conn *c)
 		size_t used = 0;
 		int err;
 
-		err = ipc_frame_decode_cause(&env, c->buf + off, c->len - off,
-					     &used, &cause);
+		err = ipc_frame_decode_in(&c->arena, &env, c->buf + off,
+					  c->len - off, &used, &cause);
 		if (err == EAGAIN)
 			break;
 		if (err) {
@@ -266,7 +268,7 @@ static void conn_process(struct ipc_conn *c)
 		log_debug("IPC peer pid %ld: %s", (long)c->pid,
 			  ipc_body_name(env->body_case));
 		c->recvh(c, env, c->arg);
-		openum__envelope__free_unpacked(env, NULL);
+		ipc_frame_release(&c->arena, env);
 	}
 	if (off) {
 		memmove(c->buf, c->buf + off, c->len - off);
@@ -479,7 +481,6 @@ static void conn_on_flush(uv_idle_t *h)
  * waiting for a peer that does not read (the conn is then closing). */
 int ipc_conn_send(struct ipc_conn *c, const Openum__Envelope *env)
 {
-	uint8_t *data;
 	size_t len;
 	int err;
 
@@ -496,16 +497,14 @@ int ipc_conn_send(struct ipc_conn *c, const Openum__Envelope *env)
 		conn_fail(c, ENOBUFS);
 		return ENOBUFS;
 	}
-	err = ipc_frame_encode(&data, &len, env);
+	err = ipc_frame_size(env, &len);
 	if (err)
 		return err;
-	if (!growbuf(&c->out, &c->out_cap, c->out_len + len, 4096, 0)) {
-		free(data);
+	if (!growbuf(&c->out, &c->out_cap, c->out_len + len, 4096, 0))
 		return ENOMEM;
-	}
-	memcpy(c->out + c->out_len, data, len);
+	/* packed where the flush writes it from: no buffer per message */
+	ipc_frame_write(c->out + c->out_len, len, env);
 	c->out_len += len;
-	free(data);
 	if (!uv_is_active((uv_handle_t *)&c->flush))
 		uv_idle_start(&c->flush, conn_on_flush);
 	log_debug("IPC peer pid %ld <- %s", (long)c->pid,

@@ -16,20 +16,25 @@ void ipc_envelope_init(Openum__Envelope *env)
 	env->version = IPC_PROTOCOL_VERSION;
 }
 
-/* Packs env behind a 4-byte big-endian length into one malloc'd buffer. */
-int ipc_frame_encode(uint8_t **out, size_t *len, const Openum__Envelope *env)
+/* See the header. */
+int ipc_frame_size(const Openum__Envelope *env, size_t *size)
 {
-	uint8_t *buf;
-	size_t n, packed;
+	size_t n;
 
-	if (!out || !len || !env || env->body_case == OPENUM__ENVELOPE__BODY__NOT_SET)
+	if (!env || !size || env->body_case == OPENUM__ENVELOPE__BODY__NOT_SET)
 		return EINVAL;
 	n = openum__envelope__get_packed_size(env);
 	if (n > IPC_FRAME_MAX)
 		return EMSGSIZE;
-	buf = malloc(IPC_FRAME_HDR + n);
-	if (!buf)
-		return ENOMEM;
+	*size = IPC_FRAME_HDR + n;
+	return 0;
+}
+
+/* See the header. */
+void ipc_frame_write(uint8_t *buf, size_t size, const Openum__Envelope *env)
+{
+	size_t n = size - IPC_FRAME_HDR, packed;
+
 	buf[0] = (uint8_t)(n >> 24);
 	buf[1] = (uint8_t)(n >> 16);
 	buf[2] = (uint8_t)(n >> 8);
@@ -41,8 +46,26 @@ int ipc_frame_encode(uint8_t **out, size_t *len, const Openum__Envelope *env)
 			__FILE__, __LINE__, packed, n);
 		abort();
 	}
+}
+
+/* Packs env behind a 4-byte big-endian length into one malloc'd buffer. */
+int ipc_frame_encode(uint8_t **out, size_t *len, const Openum__Envelope *env)
+{
+	uint8_t *buf;
+	size_t size;
+	int err;
+
+	if (!out || !len)
+		return EINVAL;
+	err = ipc_frame_size(env, &size);
+	if (err)
+		return err;
+	buf = malloc(size);
+	if (!buf)
+		return ENOMEM;
+	ipc_frame_write(buf, size, env);
 	*out = buf;
-	*len = IPC_FRAME_HDR + n;
+	*len = size;
 	return 0;
 }
 
@@ -122,9 +145,10 @@ static int wire_find_version(const uint8_t *p, size_t n, int *found,
 	return 0;
 }
 
-/* Decodes the first frame of buf; see ipc_frame.h for the result codes. */
-int ipc_frame_decode_cause(Openum__Envelope **out, const uint8_t *buf,
-			   size_t len, size_t *consumed, char **cause)
+/* Decodes the first frame of buf with pb (NULL: malloc); see ipc_frame.h
+ * for the result codes. */
+static int decode(ProtobufCAllocator *pb, Openum__Envelope **out,
+		  const uint8_t *buf, size_t len, size_t *consumed, char **cause)
 {
 	Openum__Envelope *env;
 	const uint8_t *body;
@@ -167,18 +191,80 @@ int ipc_frame_decode_cause(Openum__Envelope **out, const uint8_t *buf,
 			  (unsigned long long)version, IPC_PROTOCOL_VERSION);
 		return EPROTO;
 	}
-	env = openum__envelope__unpack(NULL, blen, body);
+	env = openum__envelope__unpack(pb, blen, body);
 	if (!env) {
 		cause_set(cause, "undecodable frame");
 		return EBADMSG;
 	}
 	if (env->body_case == OPENUM__ENVELOPE__BODY__NOT_SET) {
-		openum__envelope__free_unpacked(env, NULL);
+		openum__envelope__free_unpacked(env, pb);
 		cause_set(cause, "frame without a body");
 		return EBADMSG;
 	}
 	*out = env;
 	return 0;
+}
+
+/* See the header. */
+int ipc_frame_decode_cause(Openum__Envelope **out, const uint8_t *buf,
+			   size_t len, size_t *consumed, char **cause)
+{
+	return decode(NULL, out, buf, len, consumed, cause);
+}
+
+static void *arena_alloc(void *data, size_t size)
+{
+	struct ipc_arena *a = data;
+	size_t need = (size + sizeof(max_align_t) - 1) / sizeof(max_align_t) *
+		      sizeof(max_align_t);
+	void *p;
+
+	if (need >= size && need <= sizeof a->buf - a->used) {
+		p = (char *)a->buf + a->used;
+		a->used += need;
+		return p;
+	}
+	p = malloc(size);
+	if (p)
+		a->spilled++;
+	return p;
+}
+
+static void arena_free(void *data, void *p)
+{
+	struct ipc_arena *a = data;
+
+	if ((char *)p < (char *)a->buf || (char *)p >= (char *)a->buf + sizeof a->buf)
+		free(p);
+}
+
+/* See the header. */
+void ipc_arena_init(struct ipc_arena *a)
+{
+	a->pb = (ProtobufCAllocator){arena_alloc, arena_free, a};
+	a->used = 0;
+	a->spilled = 0;
+}
+
+/* See the header. */
+int ipc_frame_decode_in(struct ipc_arena *a, Openum__Envelope **out,
+			const uint8_t *buf, size_t len, size_t *consumed,
+			char **cause)
+{
+	int err = decode(&a->pb, out, buf, len, consumed, cause);
+
+	if (err)	/* protobuf-c freed what it had unpacked */
+		a->used = a->spilled = 0;
+	return err;
+}
+
+/* See the header. */
+void ipc_frame_release(struct ipc_arena *a, Openum__Envelope *env)
+{
+	/* Only malloc'd parts need the walk: the rest goes with the reset. */
+	if (env && a->spilled)
+		openum__envelope__free_unpacked(env, &a->pb);
+	a->used = a->spilled = 0;
 }
 
 /* ipc_frame_decode_cause without the reason. */

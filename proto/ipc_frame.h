@@ -20,6 +20,13 @@
  * caller then sets body_case and the body pointer. */
 void ipc_envelope_init(Openum__Envelope *env);
 
+/* The bytes env takes as a frame (IPC_FRAME_HDR + body) in *size.
+ * EINVAL: a NULL argument or no body set. EMSGSIZE: body > IPC_FRAME_MAX. */
+int ipc_frame_size(const Openum__Envelope *env, size_t *size);
+/* Writes the frame of env into buf, of the size ipc_frame_size gave: a
+ * sender queueing frames packs them where they will be written from. */
+void ipc_frame_write(uint8_t *buf, size_t size, const Openum__Envelope *env);
+
 /* Encodes env as one frame. On success *out is a malloc'd buffer of *len
  * bytes (IPC_FRAME_HDR + body) that the caller frees with free().
  * EINVAL: a NULL argument or no body set. EMSGSIZE: body > IPC_FRAME_MAX.
@@ -48,6 +55,26 @@ int ipc_frame_decode(Openum__Envelope **out, const uint8_t *buf, size_t len,
  * "frame of 100000 bytes exceeds 65536", "undecodable frame". */
 int ipc_frame_decode_cause(Openum__Envelope **out, const uint8_t *buf,
 			   size_t len, size_t *consumed, char **cause);
+
+/* Memory to decode into, one frame at a time: a connection handles each
+ * envelope before it decodes the next, so the envelope can live in a
+ * buffer the connection owns instead of a dozen mallocs and frees. What
+ * does not fit (a large registration) still comes from malloc. */
+#define IPC_ARENA_SIZE 4096
+struct ipc_arena {
+	ProtobufCAllocator pb;
+	size_t used;		/* bytes of buf handed out */
+	size_t spilled;		/* allocations that went to malloc */
+	max_align_t buf[IPC_ARENA_SIZE / sizeof(max_align_t)];
+};
+
+void ipc_arena_init(struct ipc_arena *a);
+/* ipc_frame_decode_cause decoding into a (which must hold no envelope). */
+int ipc_frame_decode_in(struct ipc_arena *a, Openum__Envelope **out,
+			const uint8_t *buf, size_t len, size_t *consumed,
+			char **cause);
+/* Frees an envelope from ipc_frame_decode_in; a is empty again. */
+void ipc_frame_release(struct ipc_arena *a, Openum__Envelope *env);
 
 /* A short name of a body case for logs ("hello", "status_reply", "none",
  * "unknown"). Never NULL. */

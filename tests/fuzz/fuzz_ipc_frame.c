@@ -1,6 +1,8 @@
 /* fuzz_ipc_frame.c — libFuzzer harness for the IPC frame decoder: the input
  * is a byte stream from a peer; every frame in it is decoded, re-encoded and
- * decoded again, which must give the same body and the same bytes. */
+ * decoded again, which must give the same body and the same bytes. Each
+ * frame is also decoded into an arena, as a connection does, which must
+ * give the same answer and, re-encoded, the same bytes. */
 #include "proto/ipc_frame.h"
 
 #include <errno.h>
@@ -33,6 +35,34 @@ static void roundtrip(const Openum__Envelope *env)
 	free(b2);
 }
 
+/* The arena decode of the frame at p agrees with the malloc one. */
+static void same_in_arena(const uint8_t *p, size_t n, int rc, size_t used,
+			  const Openum__Envelope *env)
+{
+	static struct ipc_arena a;
+	Openum__Envelope *got = NULL;
+	size_t aused = 0;
+	int arc;
+
+	ipc_arena_init(&a);
+	arc = ipc_frame_decode_in(&a, &got, p, n, &aused, NULL);
+	if (arc != rc || (rc != EAGAIN && aused != used))
+		__builtin_trap();
+	if (arc == 0) {
+		uint8_t *b1 = NULL, *b2 = NULL;
+		size_t l1 = 0, l2 = 0;
+
+		if (ipc_frame_encode(&b1, &l1, env) || ipc_frame_encode(&b2, &l2, got) ||
+		    l1 != l2 || memcmp(b1, b2, l1))
+			__builtin_trap();
+		free(b1);
+		free(b2);
+		ipc_frame_release(&a, got);
+	} else if (got || a.used || a.spilled) {
+		__builtin_trap();
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	size_t off = 0;
@@ -45,6 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		rc = ipc_frame_decode_cause(&env, data + off, size - off, &used,
 					    &cause);
+		same_in_arena(data + off, size - off, rc, used, env);
 		switch (rc) {
 		case 0:
 			if (!env || cause || used <= IPC_FRAME_HDR ||
