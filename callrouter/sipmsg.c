@@ -8,6 +8,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -35,11 +36,27 @@ static bool is_token(char c)
 	return TOKEN[(unsigned char)c];
 }
 
+/* The n bytes at p equal lit, a lower-case literal, ignoring ASCII case.
+ * Inline rather than strncasecmp: the names it compares are a few bytes
+ * long and the library call cost more than the comparing. */
+static bool ieq(const char *p, const char *lit, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char c = p[i];
+
+		if (c >= 'A' && c <= 'Z')
+			c = (char)(c + ('a' - 'A'));
+		if (c != lit[i])
+			return false;
+	}
+	return true;
+}
+
 static bool span_eq(struct sipmsg_str s, const char *lit)
 {
 	size_t n = strlen(lit);
 
-	return s.n == n && !strncasecmp(s.p, lit, n);
+	return s.n == n && ieq(s.p, lit, n);
 }
 
 static struct sipmsg_str trim(const char *p, size_t n)
@@ -225,6 +242,13 @@ static bool ipv4_ok(const char *p, size_t n)
 	return parts == 4;
 }
 
+/* Characters of a hostname or IPv4address: digits and dots are both. */
+enum { H_NAME = 1, H_DIGIT = 2 };
+static const unsigned char HOST[256] = {
+	['a' ... 'z'] = H_NAME, ['A' ... 'Z'] = H_NAME, ['-'] = H_NAME,
+	['_'] = H_NAME, ['0' ... '9'] = H_DIGIT, ['.'] = H_DIGIT,
+};
+
 /* host = hostname / IPv4address / "[" IPv6address "]" */
 static bool host_ok(const char *p, size_t n)
 {
@@ -242,13 +266,11 @@ static bool host_ok(const char *p, size_t n)
 		return inet_pton(AF_INET6, tmp, a) == 1;
 	}
 	for (size_t i = 0; i < n; i++) {
-		char c = p[i];
+		unsigned char k = HOST[(unsigned char)p[i]];
 
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_'))
+		if (!k)
 			return false;
-		if (!((c >= '0' && c <= '9') || c == '.'))
-			digits_dots = false;
+		digits_dots = digits_dots && k == H_DIGIT;
 	}
 	return !digits_dots || ipv4_ok(p, n);
 }
@@ -292,30 +314,38 @@ static bool hostport_ok(const char *p, size_t n, struct sipmsg_str *host,
  * tel: is taken as is; 0, or 416 for another scheme, 400 for a bad one. */
 static int uri_check(struct sipmsg_str u)
 {
-	size_t skip, i, start;
+	size_t skip, i, start = 0, hp_end = 0;
 
-	for (size_t k = 0; k < u.n; k++) {
-		if ((unsigned char)u.p[k] <= ' ' || u.p[k] == 0x7f)
+	/* one pass: no space or control character anywhere, and where the
+	 * hostport starts (after the first '@', if any) and ends */
+	for (i = 0; i < u.n; i++) {
+		unsigned char c = (unsigned char)u.p[i];
+
+		if (c <= ' ' || c == 0x7f)
 			return 400;
+		if (c == '@' && !start)
+			start = i + 1, hp_end = 0;
+		else if ((c == ';' || c == '?') && !hp_end)
+			hp_end = i;
 	}
-	if (u.n > 4 && !strncasecmp(u.p, "sip:", 4))
+	if (u.n > 4 && ieq(u.p, "sip:", 4))
 		skip = 4;
-	else if (u.n > 5 && !strncasecmp(u.p, "sips:", 5))
+	else if (u.n > 5 && ieq(u.p, "sips:", 5))
 		skip = 5;
-	else if (u.n > 4 && !strncasecmp(u.p, "tel:", 4))
+	else if (u.n > 4 && ieq(u.p, "tel:", 4))
 		return 0;
 	else
 		return memchr(u.p, ':', u.n) ? 416 : 400;
-	start = skip;
-	for (i = skip; i < u.n; i++) {
-		if (u.p[i] == '@') {
-			start = i + 1;
-			break;
-		}
+	if (start < skip) {
+		/* no '@' after the scheme: the hostport follows it */
+		start = skip;
+		for (hp_end = skip; hp_end < u.n && u.p[hp_end] != ';' &&
+				    u.p[hp_end] != '?'; hp_end++)
+			;
+	} else if (!hp_end) {
+		hp_end = u.n;
 	}
-	for (i = start; i < u.n && u.p[i] != ';' && u.p[i] != '?'; i++)
-		;
-	return hostport_ok(u.p + start, i - start, NULL, NULL) ? 0 : 400;
+	return hostport_ok(u.p + start, hp_end - start, NULL, NULL) ? 0 : 400;
 }
 
 /* The URI of one name-addr / addr-spec value and where its header
@@ -374,7 +404,7 @@ static bool has_param(struct sipmsg_str params, const char *name)
 		j = i + 1;
 		while (j < params.n && is_ws(params.p[j]))
 			j++;
-		if (params.n - j >= k && !strncasecmp(params.p + j, name, k) &&
+		if (params.n - j >= k && ieq(params.p + j, name, k) &&
 		    (j + k == params.n || params.p[j + k] == '=' ||
 		     params.p[j + k] == ';' || is_ws(params.p[j + k])))
 			return true;
@@ -451,7 +481,7 @@ static bool parse_top_via(struct sipmsg *m)
 		if (p[i] == '/')
 			slash++;
 	}
-	if (slash < 2 || m->top_via.n < 7 || strncasecmp(p, "SIP", 3))
+	if (slash < 2 || m->top_via.n < 7 || !ieq(p, "sip", 3))
 		return false;
 	while (p + i < end && is_ws(p[i]))
 		i++;
@@ -508,9 +538,9 @@ static bool parse_top_via(struct sipmsg *m)
 			if (ve == vs)
 				return false;
 		}
-		if (ne - ns == 6 && !strncasecmp(p + ns, "branch", 6) && ve > vs)
+		if (ne - ns == 6 && ieq(p + ns, "branch", 6) && ve > vs)
 			m->branch = (struct sipmsg_str){p + vs, ve - vs};
-		if (ne - ns == 5 && !strncasecmp(p + ns, "rport", 5) && ve == vs) {
+		if (ne - ns == 5 && ieq(p + ns, "rport", 5) && ve == vs) {
 			m->via_rport = true;
 			m->via_rport_end = ne;
 		}
@@ -564,7 +594,7 @@ static int request_line(struct sipmsg *m, const char *p, size_t n)
 	ver = (struct sipmsg_str){sp2 + 1, (size_t)(p + n - sp2 - 1)};
 	if (ver.n < 4 || strncmp(ver.p, "SIP/", 4))
 		return -1;
-	if (!span_eq(ver, "SIP/2.0"))
+	if (!span_eq(ver, "sip/2.0"))
 		return 505;
 	m->method = method_id(m->method_name);
 	return 0;
@@ -701,7 +731,7 @@ int sipmsg_parse(struct sipmsg *m, const char *buf, size_t n, bool stream,
 	size_t start = skip_crlf(buf, n), rest;
 	bool first_line_only;
 
-	memset(m, 0, sizeof *m);
+	memset(m, 0, offsetof(struct sipmsg, via));
 	m->content_length = -1;
 	*why = "not a SIP message";
 	buf += start;

@@ -52,14 +52,10 @@ struct sipmsg {
 	bool response;			/* a status line: the router drops it */
 	enum sipmsg_method method;
 	struct sipmsg_str method_name, ruri;
-	/* Header field values, as received (folded lines included). */
-	struct sipmsg_str via[SIPMSG_VIA_MAX];
-	size_t n_via;
+	/* Header field values, as received (folded lines included); the
+	 * lists are at the end. */
 	struct sipmsg_str from, to, call_id, cseq;
-	struct sipmsg_str diversion[SIPMSG_LIST_MAX];
-	size_t n_diversion;
-	struct sipmsg_str history_info[SIPMSG_LIST_MAX];
-	size_t n_history_info;
+	size_t n_via, n_diversion, n_history_info;
 	struct sipmsg_str body;
 	/* The topmost Via value (up to its first comma) and what it says. */
 	struct sipmsg_str top_via;
@@ -71,6 +67,12 @@ struct sipmsg {
 	bool to_tag;			/* To has a tag */
 	uint32_t cseq_num;
 	long content_length;		/* -1: no Content-Length */
+	/* Only the first n_via / n_diversion / n_history_info entries are
+	 * set: sipmsg_parse clears everything above and leaves these 1.5 KiB
+	 * alone (clearing them was 8 % of parsing an INVITE). */
+	struct sipmsg_str via[SIPMSG_VIA_MAX];
+	struct sipmsg_str diversion[SIPMSG_LIST_MAX];
+	struct sipmsg_str history_info[SIPMSG_LIST_MAX];
 };
 
 /* Where a message in a TCP stream ends. 0: *len is its length (leading

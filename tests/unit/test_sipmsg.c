@@ -252,6 +252,21 @@ int test_sipmsg_errors(void)
 
 		UT_ASSERT_INT(sipmsg_parse(&m, r, sizeof r - 1, false, &why), 400);
 	}
+	/* NUL is no token character (it once was: strchr finds the
+	 * terminator): not in a method, not in a Via parameter name */
+	{
+		static const char r1[] = "FRO\0B sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n"
+			"From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: z\r\n"
+			"CSeq: 1 FRO\0B\r\n\r\n";
+		static const char r2[] = "INVITE sip:a@b SIP/2.0\r\n"
+			"Via: SIP/2.0/UDP h;br\0nch=z9hG4bK-1\r\n"
+			"From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: z\r\n"
+			"CSeq: 1 INVITE\r\n\r\n";
+
+		UT_ASSERT_INT(sipmsg_parse(&m, r1, sizeof r1 - 1, false, &why), -1);
+		UT_ASSERT_INT(sipmsg_parse(&m, r2, sizeof r2 - 1, false, &why), -1);
+		UT_ASSERT(strstr(why, "Via"));
+	}
 	/* an unknown method still parses: the router answers 501 */
 	UT_ASSERT_INT(parse(&m, "FROBNICATE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n"
 			  "From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: z\r\n"
