@@ -8,11 +8,10 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stddef.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #define CRLFCRLF "\r\n\r\n"
 
