@@ -322,9 +322,10 @@ static int uri_check(struct sipmsg_str u)
 
 		if (c <= ' ' || c == 0x7f)
 			return 400;
-		if (c == '@' && !start)
-			start = i + 1, hp_end = 0;
-		else if ((c == ';' || c == '?') && !hp_end)
+		if (c == '@' && !start) {
+			start = i + 1;
+			hp_end = 0;	/* a ';' before the '@' is the user's */
+		} else if ((c == ';' || c == '?') && !hp_end)
 			hp_end = i;
 	}
 	if (u.n > 4 && ieq(u.p, "sip:", 4))
@@ -728,7 +729,7 @@ int sipmsg_parse(struct sipmsg *m, const char *buf, size_t n, bool stream,
 	int status = 0, rl;
 	const char *reason = NULL;
 	size_t start = skip_crlf(buf, n), rest;
-	bool first_line_only;
+	bool response, ack;
 
 	memset(m, 0, offsetof(struct sipmsg, via));
 	m->content_length = -1;
@@ -739,12 +740,13 @@ int sipmsg_parse(struct sipmsg *m, const char *buf, size_t n, bool stream,
 	/* Responses and ACKs are not read further than their first line; they
 	 * are still dropped whole when their headers never end. Other
 	 * requests find the end on the way through their header lines. */
-	first_line_only = n >= 4 && (!memcmp(buf, "SIP/", 4) || !memcmp(buf, "ACK ", 4));
-	if (!eol || (first_line_only && !find(eol, (size_t)(buf + n - eol), CRLFCRLF))) {
+	response = n >= 4 && !memcmp(buf, "SIP/", 4);
+	ack = n >= 4 && !memcmp(buf, "ACK ", 4);
+	if (!eol || ((response || ack) && !find(eol, (size_t)(buf + n - eol), CRLFCRLF))) {
 		*why = "no end of headers";
 		return -1;
 	}
-	if (n >= 4 && !memcmp(buf, "SIP/", 4)) {
+	if (response) {
 		m->response = true;
 		return 0;
 	}

@@ -33,23 +33,20 @@ void log_write(enum log_level level, const char *module, const char *fmt, ...)
 void log_vwrite(enum log_level level, const char *module, const char *fmt,
 		va_list ap);
 
-/* The lowest level printed (log_set_level), read here so that a debug or
- * info line that is off costs one comparison: no call, and its arguments
- * are not evaluated — several are written on every routed call. */
+/* The lowest level printed (log_set_level), read here so that a line
+ * that is off costs one comparison: no call, and its arguments are not
+ * evaluated — several debug lines are written on every routed call. */
 extern enum log_level log_level_min;
 
-#define log_debug(...)                                                   \
-	do {                                                             \
-		if (log_level_min <= LOG_LEVEL_DEBUG)                    \
-			log_write(LOG_LEVEL_DEBUG, LOG_MODULE, __VA_ARGS__); \
+#define log_at(level, ...)                                          \
+	do {                                                        \
+		if (log_level_min <= (level))                       \
+			log_write((level), LOG_MODULE, __VA_ARGS__); \
 	} while (0)
-#define log_info(...)                                                    \
-	do {                                                             \
-		if (log_level_min <= LOG_LEVEL_INFO)                     \
-			log_write(LOG_LEVEL_INFO, LOG_MODULE, __VA_ARGS__); \
-	} while (0)
-#define log_notice(...) log_write(LOG_LEVEL_NOTICE, LOG_MODULE, __VA_ARGS__)
-#define log_warn(...)   log_write(LOG_LEVEL_WARN, LOG_MODULE, __VA_ARGS__)
-#define log_error(...)  log_write(LOG_LEVEL_ERROR, LOG_MODULE, __VA_ARGS__)
+#define log_debug(...)  log_at(LOG_LEVEL_DEBUG, __VA_ARGS__)
+#define log_info(...)   log_at(LOG_LEVEL_INFO, __VA_ARGS__)
+#define log_notice(...) log_at(LOG_LEVEL_NOTICE, __VA_ARGS__)
+#define log_warn(...)   log_at(LOG_LEVEL_WARN, __VA_ARGS__)
+#define log_error(...)  log_at(LOG_LEVEL_ERROR, __VA_ARGS__)
 
 #endif
