@@ -1044,6 +1044,10 @@ size_t sipmsg_echo(char *out, size_t len, const struct sipmsg *m,
 	const struct sipmsg_str tv = m->top_via;
 	char num[16], host[NETADDR_STRLEN];
 
+	/* An ACK is read no further than its request line: no Via to echo,
+	 * and nothing is ever answered to it. */
+	if (!m->n_via)
+		return 0;
 	/* the top Via: rport gets the port, received the address */
 	puts_(&o, "Via: ");
 	if (m->via_rport) {

@@ -120,7 +120,9 @@ void sipmsg_reply_addr(const struct sipmsg *m, const struct sockaddr *src,
 
 /* Writes the headers every response to m carries — the Via fields (the top
  * one with received= and rport=), From, To (with to_tag when it has none),
- * Call-ID, CSeq — into out. Returns the length, 0 when out is too short. */
+ * Call-ID, CSeq — into out. Returns the length, 0 when out is too short or
+ * m has no Via read (an ACK, which sipmsg_parse reads only to its first
+ * line). */
 size_t sipmsg_echo(char *out, size_t len, const struct sipmsg *m,
 		   const struct sockaddr *src, const char *to_tag);
 

@@ -242,6 +242,14 @@ int test_sipmsg_errors(void)
 	UT_ASSERT_INT(parse(&m, "ACK sip:1001@127.0.0.1 SIP/2.0\r\n"
 			  "Via: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK-1\r\n\r\n", false), 0);
 	UT_ASSERT_INT(m.method, SIPMSG_ACK);
+	{
+		/* its Via is not read, so there is nothing to echo */
+		char echo[512];
+		struct sockaddr_in src = v4("127.0.0.1", 5070);
+
+		UT_ASSERT_INT(sipmsg_echo(echo, sizeof echo, &m, (struct sockaddr *)&src,
+					  "t"), 0);
+	}
 	UT_ASSERT_INT(sipmsg_parse(&m, "\xff\xfe\x00garbage", 10, false, &why), -1);
 	/* a NUL in the Request-URI */
 	{
