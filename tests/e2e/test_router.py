@@ -1499,3 +1499,41 @@ def test_invite_retransmission_same_to_tag(running):
         tokens = [re.search(r"umtoken=([0-9a-f]+)", r.header("contact")).group(1)
                   for r in answers]
         assert tokens[0] != tokens[1], tokens
+
+
+def test_each_302_echoes_its_own_invite(running):
+    """The router reuses the memory of finished calls for new ones: a 302
+    must still carry exactly its own INVITE's Via lines and Call-ID, whether
+    the call before it had short or long headers, one at a time and with
+    several calls waiting for their ack together."""
+    env = running
+    long_via = "Via: SIP/2.0/UDP proxy.invalid:5060;branch=z9hG4bK" + "L" * 1800
+    sizes = ["short", "long", "short", "short", "long", "long", "short"]
+    with RawSip("127.0.0.1", env.router_port, "udp", strict=True) as c:
+        def send(size):
+            extra = (long_via,) if size == "long" else ()
+            f = c.request("INVITE", ruri=f"sip:{MAILBOX}@{c.remote}",
+                          body=sdp_offer("127.0.0.1", 40000), headers=extra)
+            return f["call_id"], f["branch"], size
+
+        def check(sent, r):
+            assert r is not None and r.status == 302, r and r.raw
+            by_call = {s[0]: s for s in sent}
+            call_id = r.header("call-id")
+            assert call_id in by_call, (call_id, list(by_call))
+            _, branch, size = by_call.pop(call_id)
+            vias = r.headers["via"]
+            assert branch in vias[0], (branch, vias)
+            if size == "long":
+                assert len(vias) == 2 and vias[1] == long_via.split(":", 1)[1].strip(), vias
+            else:
+                assert len(vias) == 1, vias
+            sent.remove((call_id, branch, size))
+
+        for size in sizes:                      # one at a time
+            sent = [send(size)]
+            check(sent, c.recv_response(2.0))
+        sent = [send(s) for s in sizes * 2]     # 14 waiting together
+        for _ in range(len(sizes) * 2):
+            check(sent, c.recv_response(3.0))
+        assert not sent
