@@ -51,12 +51,9 @@ static bool ieq(const char *p, const char *lit, size_t n)
 	return true;
 }
 
-static bool span_eq(struct sipmsg_str s, const char *lit)
-{
-	size_t n = strlen(lit);
-
-	return s.n == n && ieq(s.p, lit, n);
-}
+/* s equals the lower-case string literal lit, ignoring case; the length is
+ * the literal's, known at compile time (a strlen per header name showed). */
+#define span_eq(s, lit) ((s).n == sizeof(lit) - 1 && ieq((s).p, lit, sizeof(lit) - 1))
 
 static struct sipmsg_str trim(const char *p, size_t n)
 {
@@ -897,16 +894,15 @@ void sipmsg_copy(char *out, size_t len, struct sipmsg_str s)
 	}
 }
 
+/* Read in place: the parse has checked the URI (no space or control
+ * character), and sipuri rejects raw control characters anyway. */
 static void user_of(struct sipmsg_str uri, char *out, size_t len)
 {
-	char tmp[1024];
-
 	if (len)
 		out[0] = 0;
-	if (!len || uri.n >= sizeof tmp)
+	if (!len || !uri.p || uri.n >= 1024)
 		return;
-	sipmsg_copy(tmp, sizeof tmp, uri);
-	if (sipuri_user(out, len, tmp) != 0)
+	if (sipuri_user_n(out, len, uri.p, uri.n) != 0)
 		out[0] = 0;
 }
 

@@ -86,6 +86,8 @@ static int pct_decode(char *out, size_t outlen, const char *src, size_t len)
 			if (is_ctl(c))
 				return EBADMSG;
 			i += 2;
+		} else if (is_ctl(c)) {
+			return EBADMSG;	/* raw, too: callers pass spans of messages */
 		}
 		if (o + 1 >= outlen)
 			return ENAMETOOLONG;
@@ -235,11 +237,17 @@ out:
  *                SIPURI_USER_MAX bytes, whatever outlen) */
 int sipuri_user(char *out, size_t outlen, const char *uri)
 {
+	return uri ? sipuri_user_n(out, outlen, uri, strlen(uri)) : EINVAL;
+}
+
+/* See the header. */
+int sipuri_user_n(char *out, size_t outlen, const char *uri, size_t len)
+{
 	int err;
 
 	if (!out || !outlen || !uri)
 		return EINVAL;
-	err = user_of(out, outlen, uri, strlen(uri));
+	err = user_of(out, outlen, uri, len);
 	return err == ENOENT ? EBADMSG : err;
 }
 

@@ -37,6 +37,8 @@ struct sipuri_entry {
  * control character, a tel: value that is no number; ENAMETOOLONG: the user
  * does not fit in out. */
 int sipuri_user(char *out, size_t outlen, const char *uri);
+/* The same for the len bytes at uri, which need no NUL after them. */
+int sipuri_user_n(char *out, size_t outlen, const char *uri, size_t len);
 
 /* Parses a comma-separated list of name-addr / addr-spec entries (Diversion,
  * History-Info; several header values joined with ", "): display names

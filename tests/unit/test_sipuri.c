@@ -10,6 +10,7 @@ int test_sipuri_user_sip(void);
 int test_sipuri_user_tel(void);
 int test_sipuri_user_escapes(void);
 int test_sipuri_user_bad(void);
+int test_sipuri_user_span(void);
 int test_sipuri_list_diversion(void);
 int test_sipuri_list_diversion_joined(void);
 int test_sipuri_list_history_info(void);
@@ -98,6 +99,31 @@ int test_sipuri_user_escapes(void)
 	UT_ASSERT_INT(user(buf, sizeof buf, "sip:10%0d%0aVia:x@gw"), EBADMSG);
 	UT_ASSERT_INT(user(buf, sizeof buf, "tel:%"), EBADMSG);
 	UT_ASSERT_STR(buf, "untouched");
+	return 0;
+}
+
+/* sipuri_user_n reads a span of a message in place: it stops at the span's
+ * end whatever follows, and refuses raw control characters, which the
+ * router's parse would have refused before (a copy used to blank them). */
+int test_sipuri_user_span(void)
+{
+	const char *msg = "To: <sip:1001@pbx.example;user=phone>;tag=9@x\r\n";
+	const char *uri = strstr(msg, "sip:");
+	size_t n = (size_t)(strchr(uri, '>') - uri);
+	char buf[SIPURI_USER_MAX + 1];
+
+	UT_ASSERT_INT(sipuri_user_n(buf, sizeof buf, uri, n), 0);
+	UT_ASSERT_STR(buf, "1001");
+	/* the '@' after the span is not the span's: no user */
+	UT_ASSERT_INT(sipuri_user_n(buf, sizeof buf, uri, 8), EBADMSG);
+	UT_ASSERT_STR(buf, "1001");	/* untouched on error */
+	UT_ASSERT_INT(sipuri_user_n(buf, sizeof buf, "tel:+1-425;x", 9), 0);
+	UT_ASSERT_STR(buf, "+142");
+	UT_ASSERT_INT(sipuri_user_n(buf, sizeof buf, "sip:10\r\n01@host", 15), EBADMSG);
+	UT_ASSERT_INT(sipuri_user_n(buf, sizeof buf, "sip:10\00101@host", 14), EBADMSG);
+	UT_ASSERT_INT(sipuri_user_n(buf, sizeof buf, "tel:10\x7f" "01", 9), EBADMSG);
+	UT_ASSERT_INT(sipuri_user_n(buf, sizeof buf, NULL, 0), EINVAL);
+	UT_ASSERT_INT(sipuri_user_n(buf, 0, uri, n), EINVAL);
 	return 0;
 }
 
