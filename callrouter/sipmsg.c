@@ -12,6 +12,9 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #define CRLFCRLF "\r\n\r\n"
 
@@ -93,17 +96,44 @@ static const bool CTL[256] = {
 /* The CRLF ending the header line at p, NULL if none before end; *bad is
  * set when the line holds a control character (a bare CR included). One
  * pass: the line is read once, not once for its end and once for its
- * bytes. */
+ * bytes; with SSE2, 16 bytes per step (this loop was half of the parse's
+ * own time when it went byte by byte). */
 static const char *line_end(const char *p, const char *end, bool *bad)
 {
-	for (; p < end; p++) {
-		if (!CTL[(unsigned char)*p])
-			continue;
+	for (;;) {
+#ifdef __SSE2__
+		/* 16 bytes at a time while 16 are left: the same set as CTL[]
+		 * (<= 0x1f but HTAB, and DEL); bytes >= 0x80 are not in it */
+		const __m128i c1f = _mm_set1_epi8(0x1f), tab = _mm_set1_epi8('\t'),
+			      del = _mm_set1_epi8(0x7f);
+
+		while (end - p >= 16) {
+			__m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+			__m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(x, c1f), x);
+			unsigned mask;
+
+			ctl = _mm_andnot_si128(_mm_cmpeq_epi8(x, tab), ctl);
+			ctl = _mm_or_si128(ctl, _mm_cmpeq_epi8(x, del));
+			mask = (unsigned)_mm_movemask_epi8(ctl);
+			if (mask) {
+				p += __builtin_ctz(mask);
+				goto found;
+			}
+			p += 16;
+		}
+#endif
+		while (p < end && !CTL[(unsigned char)*p])
+			p++;
+		if (p >= end)
+			return NULL;
+#ifdef __SSE2__
+found:
+#endif
 		if (*p == '\r' && p + 1 < end && p[1] == '\n')
 			return p;
 		*bad = true;
+		p++;
 	}
-	return NULL;
 }
 
 /* Digits only, at most 10 of them, value <= max. */
@@ -791,20 +821,23 @@ int sipmsg_parse(struct sipmsg *m, const char *buf, size_t n, bool stream,
 		if (pending.p)
 			take_header(m, last, trim(pending.p, pending.n), &status, &reason);
 		pending = (struct sipmsg_str){NULL, 0};
-		colon = memchr(p, ':', (size_t)(eol - p));
-		if (!colon) {
-			FAIL(400, "Bad Request (header line without a colon)");
-			continue;
-		}
-		name = trim(p, (size_t)(colon - p));
-		for (size_t i = 0; i < name.n; i++) {
-			if (!is_token(name.p[i])) {
-				FAIL(400, "Bad Request (bad header name)");
-				break;
+		/* the usual line: token characters, optional whitespace, the
+		 * colon; read once (a line that is not, is judged below) */
+		name.p = p;
+		for (colon = p; colon < eol && is_token(*colon); colon++)
+			;
+		name.n = (size_t)(colon - p);
+		while (colon < eol && is_ws(*colon))
+			colon++;
+		if (!name.n || colon == eol || *colon != ':') {
+			colon = memchr(p, ':', (size_t)(eol - p));
+			if (!colon) {
+				FAIL(400, "Bad Request (header line without a colon)");
+				continue;
 			}
-		}
-		if (!name.n)
+			name = trim(p, (size_t)(colon - p));
 			FAIL(400, "Bad Request (bad header name)");
+		}
 		last = header_id(name);
 		pending = (struct sipmsg_str){colon + 1, (size_t)(eol - colon - 1)};
 	}

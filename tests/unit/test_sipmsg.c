@@ -12,6 +12,7 @@
 int test_sipmsg_invite(void);
 int test_sipmsg_echo(void);
 int test_sipmsg_errors(void);
+int test_sipmsg_ctl_every_offset(void);
 int test_sipmsg_frame(void);
 int test_sipmsg_reply_addr(void);
 
@@ -225,6 +226,16 @@ int test_sipmsg_errors(void)
 		}
 	}
 	UT_ASSERT_INT(parse_variant(NULL, "no colon here", &why), 400);
+	UT_ASSERT(strstr(why, "without a colon"));
+	UT_ASSERT_INT(parse_variant(NULL, "Bad Name: x", &why), 400);
+	UT_ASSERT(strstr(why, "bad header name"));
+	UT_ASSERT_INT(parse_variant(NULL, "X-At@: x", &why), 400);
+	UT_ASSERT(strstr(why, "bad header name"));
+	UT_ASSERT_INT(parse_variant(NULL, ": x", &why), 400);
+	UT_ASSERT(strstr(why, "bad header name"));
+	UT_ASSERT_INT(parse_variant(NULL, "X-Name \t : x:y", &why), 0);
+	UT_ASSERT_INT(parse_variant(NULL, "X-Name x: y", &why), 400);
+	UT_ASSERT_INT(parse_variant("Call-ID: x", "Call-ID \t: x", &why), 0);
 	UT_ASSERT_INT(parse_variant(NULL, "X-A: 1\r\n continuation", &why), 0);
 	/* nothing to answer to: dropped */
 	UT_ASSERT_INT(parse_variant("Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1\r\n", "",
@@ -280,6 +291,56 @@ int test_sipmsg_errors(void)
 			  "From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: z\r\n"
 			  "CSeq: 1 FROBNICATE\r\n\r\n", false), 0);
 	UT_ASSERT_INT(m.method, SIPMSG_OTHER);
+	return 0;
+}
+
+/* The header-line scanner reads 16 bytes a step where it can and byte by
+ * byte near the end: a control character is found at any offset in a line
+ * and at any distance from the end of the message; HTAB and bytes >= 0x80
+ * are not control characters. */
+int test_sipmsg_ctl_every_offset(void)
+{
+	static const char head[] =
+		"INVITE sip:1001@127.0.0.1 SIP/2.0\r\n"
+		"Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1\r\n"
+		"From: <sip:a@127.0.0.1>;tag=1\r\n"
+		"To: <sip:1001@127.0.0.1>\r\n"
+		"Call-ID: x\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\nX-Pad: ";
+	static const struct {
+		char c;
+		int status;
+	} cases[] = {
+		{'\0', 400}, {'\x01', 400}, {'\x1f', 400}, {'\x7f', 400}, {'\r', 400},
+		{'\n', 400}, {'\t', 0},	  {' ', 0},	    {'~', 0},	   {(char)0x80, 0},
+		{(char)0xff, 0},
+	};
+	static const size_t tails[] = {0, 1, 15, 16, 17, 40};
+	char buf[512];
+	struct sipmsg m;
+	const char *why;
+
+	for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+		for (size_t k = 0; k < 40; k++) {
+			for (size_t ti = 0; ti < sizeof tails / sizeof tails[0]; ti++) {
+				size_t n = sizeof head - 1;
+
+				memcpy(buf, head, n);
+				memset(buf + n, 'a', k);
+				n += k;
+				buf[n++] = cases[ci].c;
+				memset(buf + n, 'z', tails[ti]);
+				n += tails[ti];
+				memcpy(buf + n, "\r\n\r\n", 4);
+				n += 4;
+				if (sipmsg_parse(&m, buf, n, false, &why) != cases[ci].status) {
+					fprintf(stderr, "  byte 0x%02x after %zu bytes, %zu before "
+						"the end of the line\n",
+						(unsigned char)cases[ci].c, k, tails[ti]);
+					return 1;
+				}
+			}
+		}
+	}
 	return 0;
 }
 
