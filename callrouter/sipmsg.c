@@ -315,13 +315,23 @@ static bool hostport_ok(const char *p, size_t n, struct sipmsg_str *host,
 		if (!rb)
 			return false;
 		i = (size_t)(rb - p) + 1;
+		if (!host_ok(p, i))
+			return false;
 	} else {
-		while (i < n && p[i] != ':')
-			i++;
+		/* host_ok's check on the way to the ':' (one pass, not two) */
+		bool digits_dots = true;
+
+		for (; i < n && p[i] != ':'; i++) {
+			unsigned char k = HOST[(unsigned char)p[i]];
+
+			if (!k)
+				return false;
+			digits_dots = digits_dots && k == H_DIGIT;
+		}
+		if (i == 0 || (digits_dots && !ipv4_ok(p, i)))
+			return false;
 	}
 	h = i;
-	if (!host_ok(p, h))
-		return false;
 	if (host)
 		*host = (struct sipmsg_str){p, h};
 	if (port)
@@ -336,6 +346,13 @@ static bool hostport_ok(const char *p, size_t n, struct sipmsg_str *host,
 	return true;
 }
 
+/* What uri_check's scan stops at: space and control characters (bad), the
+ * '@', and the ';' or '?' that can end a hostport; one lookup a byte. */
+enum { U_BAD = 1, U_AT, U_END };
+static const unsigned char URI_SCAN[256] = {
+	[0 ... ' '] = U_BAD, [0x7f] = U_BAD, ['@'] = U_AT, [';'] = U_END, ['?'] = U_END,
+};
+
 /* A Request-URI or a URI out of a name-addr: sip:/sips: need a valid host,
  * tel: is taken as is; 0, or 416 for another scheme, 400 for a bad one. */
 static int uri_check(struct sipmsg_str u)
@@ -345,14 +362,16 @@ static int uri_check(struct sipmsg_str u)
 	/* one pass: no space or control character anywhere, and where the
 	 * hostport starts (after the first '@', if any) and ends */
 	for (i = 0; i < u.n; i++) {
-		unsigned char c = (unsigned char)u.p[i];
+		unsigned char k = URI_SCAN[(unsigned char)u.p[i]];
 
-		if (c <= ' ' || c == 0x7f)
+		if (!k)
+			continue;
+		if (k == U_BAD)
 			return 400;
-		if (c == '@' && !start) {
+		if (k == U_AT && !start) {
 			start = i + 1;
 			hp_end = 0;	/* a ';' before the '@' is the user's */
-		} else if ((c == ';' || c == '?') && !hp_end)
+		} else if (k == U_END && !hp_end)
 			hp_end = i;
 	}
 	if (u.n > 4 && ieq(u.p, "sip:", 4))
