@@ -53,6 +53,9 @@ struct reg_instance {
 	bool accepting;
 	unsigned long long calls_routed;
 	unsigned long long registered_ms;
+	/* It let a CallRoutedAck time out: until then (loop ms) other
+	 * instances get calls first; any ack from it clears this. */
+	unsigned long long avoid_until_ms;
 	char fqdn[256];
 	struct reg_gwhealth *gw;	/* malloc'd, n_gw of them */
 	size_t n_gw;

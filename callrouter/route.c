@@ -81,6 +81,7 @@ struct route {
 	struct pending *by_token[PEND_BUCKETS];
 	struct pending *by_txn[PEND_BUCKETS];
 	uv_check_t expire;		/* deadlines are judged after I/O */
+	uv_idle_t nudge;		/* ... which must not wait for more I/O */
 	bool expire_on;
 	uv_loop_t *uv;
 	struct registry *reg;
@@ -91,6 +92,7 @@ struct route {
 	struct pending *spare;		/* freed calls kept for reuse (by next) */
 	size_t n_spare;
 	uv_timer_t timer;
+	unsigned long long timer_ms;	/* the deadline it is armed for */
 	unsigned rr;
 	uint8_t rnd[4096];
 	size_t rnd_used;
@@ -323,16 +325,22 @@ static unsigned long long now_ms(struct route *r)
 	return uv_now(r->uv);
 }
 
+/* Arms the timer for the earliest deadline. A timer already armed for that
+ * one or an earlier one is left alone (when it fires early it finds nothing
+ * due and comes back here): deadlines only grow, so for most calls this is a
+ * comparison instead of a clock read and two timer-heap updates. */
 static void arm_timer(struct route *r)
 {
-	unsigned long long now = now_ms(r);
+	unsigned long long now;
 
-	if (!r->head) {
-		uv_timer_stop(&r->timer);
+	if (!r->head)
 		return;
-	}
+	if (uv_is_active((uv_handle_t *)&r->timer) && r->timer_ms <= r->head->deadline_ms)
+		return;
+	now = now_ms(r);
 	uv_timer_start(&r->timer, timer_cb,
 		       r->head->deadline_ms > now ? r->head->deadline_ms - now : 0, 0);
+	r->timer_ms = r->head->deadline_ms;
 }
 
 /* --- routing ------------------------------------------------------------- */
@@ -399,7 +407,7 @@ static bool excluded(struct ipc_conn *c, struct ipc_conn *const *ex, size_t n)
 }
 
 /* See the header. */
-struct reg_instance *route_choose(struct registry *reg,
+struct reg_instance *route_choose(struct registry *reg, unsigned long long now,
 				  const struct sockaddr *local, int family,
 				  int transport, struct ipc_conn *const *exclude,
 				  size_t n_exclude, unsigned *rr,
@@ -409,10 +417,12 @@ struct reg_instance *route_choose(struct registry *reg,
 	struct reg_instance *best = NULL;
 	const struct reg_endpoint *best_ep = NULL;
 	unsigned start = rr ? *rr : 0;
+	bool best_avoid = false;
 
 	for (size_t k = 0; k < n; k++) {
 		struct reg_instance *in = reg_at(reg, (start + k) % n);
 		const struct reg_endpoint *e;
+		bool avoid;
 
 		if (!in->accepting || in->active_calls >= in->max_calls ||
 		    excluded(in->conn, exclude, n_exclude))
@@ -420,9 +430,12 @@ struct reg_instance *route_choose(struct registry *reg,
 		e = route_pick_endpoint(in, local, family, transport);
 		if (!e)
 			continue;
-		if (!best || in->active_calls < best->active_calls) {
+		avoid = in->avoid_until_ms > now;
+		if (!best || avoid < best_avoid ||
+		    (avoid == best_avoid && in->active_calls < best->active_calls)) {
 			best = in;
 			best_ep = e;
+			best_avoid = avoid;
 		}
 	}
 	if (best && rr)
@@ -498,7 +511,7 @@ static void try_next(struct route *r, struct pending *p)
 
 	for (;;) {
 		in = p->n_tried < MAX_TRIES
-			     ? route_choose(r->reg,
+			     ? route_choose(r->reg, uv_now(r->uv),
 					    (const struct sockaddr *)&p->pkt.src.local,
 					    p->pkt.src.family, pkt_tr(&p->pkt), p->tried,
 					    p->n_tried, &r->rr, &ep)
@@ -545,9 +558,17 @@ static void try_next(struct route *r, struct pending *p)
 
 static void expire_cb(uv_check_t *h);
 
+static void nudge_cb(uv_idle_t *h)
+{
+	(void)h;
+}
+
 /* libuv runs timers before it reads sockets: judging a deadline right here
  * would time out calls whose ack is already waiting in the IPC socket after
- * a busy turn. So the timer only asks for a check after this turn's I/O. */
+ * a busy turn. So the timer only asks for a check after this turn's I/O.
+ * The idle handle makes that I/O a look, not a wait: without it a quiet
+ * loop slept in epoll with no timer left, and a call whose instance never
+ * acked waited for the next packet to arrive instead of ~200 ms. */
 static void timer_cb(uv_timer_t *t)
 {
 	struct route *r = t->data;
@@ -555,6 +576,7 @@ static void timer_cb(uv_timer_t *t)
 	if (!r->expire_on) {
 		r->expire_on = true;
 		uv_check_start(&r->expire, expire_cb);
+		uv_idle_start(&r->nudge, nudge_cb);
 	}
 }
 
@@ -564,6 +586,7 @@ static void expire_cb(uv_check_t *h)
 	unsigned long long now = now_ms(r);
 
 	uv_check_stop(&r->expire);
+	uv_idle_stop(&r->nudge);
 	r->expire_on = false;
 
 	while (r->head && r->head->deadline_ms <= now) {
@@ -571,9 +594,17 @@ static void expire_cb(uv_check_t *h)
 		struct reg_instance *in = reg_find_conn(r->reg, p->current);
 
 		pend_unlink(r, p);
-		log_warn("no CallRoutedAck for Call-ID %s from instance %s within "
-			 "%d ms; trying another", p->call_id, in ? in->id : "(gone)",
-			 ROUTE_ACK_TIMEOUT_MS);
+		if (in && in->avoid_until_ms <= now)
+			log_warn("no CallRoutedAck for Call-ID %s from instance %s "
+				 "within %d ms; trying another, and other instances "
+				 "first for %d s or until it acks", p->call_id, in->id,
+				 ROUTE_ACK_TIMEOUT_MS, ROUTE_NOACK_AVOID_MS / 1000);
+		else
+			log_warn("no CallRoutedAck for Call-ID %s from instance %s within "
+				 "%d ms; trying another", p->call_id, in ? in->id : "(gone)",
+				 ROUTE_ACK_TIMEOUT_MS);
+		if (in)
+			in->avoid_until_ms = now + ROUTE_NOACK_AVOID_MS;
 		try_next(r, p);
 	}
 	arm_timer(r);
@@ -591,10 +622,16 @@ void route_ack(struct route *r, struct ipc_conn *from,
 	if (ack->token.len != TOKEN_LEN)
 		return;
 	p = find_token(r, ack->token.data);
-	if (!p || p->current != from)
-		return;		/* late ack: the call has moved on */
+	if (!p || p->current != from) {
+		/* late: the call has moved on, but the instance answers */
+		if ((in = reg_find_conn(r->reg, from)) != NULL)
+			in->avoid_until_ms = 0;
+		return;
+	}
 	pend_unlink(r, p);
 	in = reg_find_conn(r->reg, from);
+	if (in)
+		in->avoid_until_ms = 0;
 	if (!ack->accepted || !in) {
 		log_warn("instance %s refused Call-ID %s: %s", in ? in->id : "?",
 			 p->call_id, ack->reason && *ack->reason ? ack->reason : "no reason");
@@ -871,15 +908,24 @@ int route_alloc(struct route **out, uv_loop_t *uv, struct registry *reg)
 	r->timer.data = r;
 	uv_check_init(uv, &r->expire);
 	r->expire.data = r;
+	uv_idle_init(uv, &r->nudge);
+	r->nudge.data = r;
 	*out = r;
 	return 0;
+}
+
+static void nudge_closed(uv_handle_t *h)
+{
+	struct route *r = h->data;
+
+	uv_close((uv_handle_t *)&r->expire, check_closed);
 }
 
 static void timer_closed(uv_handle_t *h)
 {
 	struct route *r = h->data;
 
-	uv_close((uv_handle_t *)&r->expire, check_closed);
+	uv_close((uv_handle_t *)&r->nudge, nudge_closed);
 }
 
 /* Drops pending calls and frees once the timer is closed. */

@@ -22,6 +22,9 @@ struct sipnet_src;
 
 /* How long the router waits for an instance's CallRoutedAck. */
 #define ROUTE_ACK_TIMEOUT_MS 200
+/* How long an instance that let an ack time out gets calls only when no
+ * other instance can take them (unless it acks something meanwhile). */
+#define ROUTE_NOACK_AVOID_MS 10000
 /* How long a token is valid at the instance. */
 #define ROUTE_TOKEN_TTL_MS 30000
 /* Retry-After on 503 when no instance can take the call. */
@@ -59,8 +62,9 @@ const struct reg_endpoint *route_pick_endpoint(const struct reg_instance *in,
 					       int family, int transport);
 /* The instance to route to: accepting, active calls below its
  * MaxCallsAllowed, with an endpoint usable for (family, transport), not in
- * exclude; least loaded first, round robin (*rr) among equals. */
-struct reg_instance *route_choose(struct registry *reg,
+ * exclude; those not avoided (avoid_until_ms after now, loop ms) first, then
+ * least loaded first, round robin (*rr) among equals. */
+struct reg_instance *route_choose(struct registry *reg, unsigned long long now,
 				  const struct sockaddr *local, int family,
 				  int transport, struct ipc_conn *const *exclude,
 				  size_t n_exclude, unsigned *rr,

@@ -126,6 +126,20 @@ def service_register(instance_id, max_calls=10, pid=1):
     return frame(envelope(SERVICE_REGISTER, body))
 
 
+def service_register_sip(instance_id, port, host="127.0.0.1", max_calls=10, pid=1):
+    """A ServiceRegister with one IPv4 UDP SIP endpoint (host:port)."""
+    ep = field_varint(1, 1) + field_varint(2, 1) + field_bytes(3, host.encode()) + \
+        field_varint(4, port)
+    body = field_bytes(1, instance_id.encode()) + field_bytes(2, ep) + \
+        field_varint(3, max_calls) + field_varint(5, pid)
+    return frame(envelope(SERVICE_REGISTER, body))
+
+
+def call_routed_ack(token, accepted=True):
+    body = field_bytes(1, token) + field_varint(2, 1 if accepted else 0)
+    return frame(envelope(CALL_ROUTED_ACK, body))
+
+
 def play_on_phone_result(request_id, ok, reason="", sip_status=0, gateway="",
                          address="", played_ms=0, instance_id=""):
     body = field_varint(1, request_id) + field_varint(2, 1 if ok else 0)

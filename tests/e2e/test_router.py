@@ -20,12 +20,14 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
+import ipcwire
 from dnsmasq import Dnsmasq
 from conftest import (LOOPBACK, SIPP, SIPP_DIR, Env, SipResponse, free_port, hostport,
                       sipp_options, sipp_request, wait_for)
@@ -1537,3 +1539,106 @@ def test_each_302_echoes_its_own_invite(running):
         for _ in range(len(sizes) * 2):
             check(sent, c.recv_response(3.0))
         assert not sent
+
+
+class FakeInstance:
+    """A UM service instance on the router's IPC socket, with one IPv4 UDP
+    SIP endpoint it never serves: it records the tokens of the CallRouted
+    it gets and acks them while .acking is set."""
+
+    def __init__(self, env, instance_id, port, acking):
+        self.id, self.port, self.acking = instance_id, port, acking
+        self.tokens = []
+        self.ipc = ipcwire.IpcClient(env.sock)
+        self.ipc.send(ipcwire.hello_umservice(4300 + port % 100))
+        self.ipc.send(ipcwire.service_register_sip(instance_id, port))
+        assert self.ipc.read().body_field == ipcwire.HELLO
+        wait_for(lambda: env.find_instance(env.status(), instance_id), 5,
+                 what=f"{instance_id} registered")
+        self.running = True
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while self.running:
+            try:
+                m = self.ipc.read(timeout=0.2)
+            except (TimeoutError, OSError):
+                continue
+            if m is None:
+                return
+            if m.body_field == ipcwire.CALL_ROUTED:
+                self.tokens.append(m.body[1][0])
+                if self.acking:
+                    self.ipc.send(ipcwire.call_routed_ack(m.body[1][0]))
+
+    def close(self):
+        self.running = False
+        self.thread.join(2)
+        self.ipc.close()
+
+
+def test_silent_instance_times_out_to_the_next(env):
+    """(4) An instance that takes CallRouted and never acks holds a call for
+    about 200 ms; the call then goes to the next instance, and the silent
+    one gets calls only when no other can take them, until it acks again.
+    Alone, it still gets them: 503 after ~200 ms, each call on its own
+    deadline."""
+    env.start_router()
+    silent = FakeInstance(env, "silent-1", 5071, acking=False)
+    acker = FakeInstance(env, "acker-1", 5072, acking=True)
+    fakes = [silent, acker]
+
+    def call(expect):
+        with RawSip("127.0.0.1", env.router_port, "udp") as c:
+            t = time.monotonic()
+            c.request("INVITE", ruri=f"sip:{MAILBOX}@{c.remote}",
+                      body=sdp_offer("127.0.0.1", 40000))
+            r = c.recv_response(3.0)
+            took = time.monotonic() - t
+            assert r is not None and r.status == expect, r and r.raw
+            return r, took
+
+    try:
+        # one call meets the silent instance, waits ~200 ms, goes on; then
+        # the silent one is passed over
+        results = [call(302) for _ in range(6)]
+        assert len(silent.tokens) == 1 and len(acker.tokens) == 6, \
+            (silent.tokens, acker.tokens)
+        for r, took in results:
+            assert ":5072;" in r.header("contact"), r.header("contact")
+        slow = [took for _, took in results if took >= 0.19]
+        assert len(slow) == 1 and slow[0] <= 1.0, [took for _, took in results]
+        assert log_lines(router_of(env), "no CallRoutedAck for Call-ID"), "no log line"
+        assert log_lines(router_of(env), "other instances first for 10 s"), "no log line"
+
+        # alone: still tried; each call waits for its own deadline, then 503
+        acker.close()
+        fakes.remove(acker)
+        wait_for(lambda: not env.find_instance(env.status(), "acker-1"), 5,
+                 what="acker-1 gone")
+        with RawSip("127.0.0.1", env.router_port, "udp") as c1, \
+                RawSip("127.0.0.1", env.router_port, "udp") as c2:
+            sent = []
+            for c in (c1, c2):
+                sent.append(time.monotonic())
+                c.request("INVITE", ruri=f"sip:{MAILBOX}@{c.remote}",
+                          body=sdp_offer("127.0.0.1", 40000))
+                time.sleep(0.1)
+            for c, t in zip((c1, c2), sent):
+                r = c.recv_response(3.0)
+                took = time.monotonic() - t
+                assert r is not None and r.status == 503, r and r.raw
+                assert "no UM service instance" in r.reason, r.reason
+                assert 0.19 <= took <= 1.0, f"503 after {took:.3f} s"
+        assert len(silent.tokens) == 3
+
+        # it answers again (a late ack is enough): back in the rotation
+        silent.acking = True
+        silent.ipc.send(ipcwire.call_routed_ack(silent.tokens[0]))
+        fakes.append(FakeInstance(env, "acker-2", 5073, acking=True))
+        contacts = {call(302)[0].header("contact").split(";")[0][-5:] for _ in range(4)}
+        assert contacts == {":5071", ":5073"}, contacts
+    finally:
+        for f in fakes:
+            f.close()

@@ -134,7 +134,7 @@ int test_route_choose(void)
 	b = reg_find_conn(reg, cb);
 	/* ties: round robin */
 	for (int i = 0; i < 10; i++) {
-		got = route_choose(reg, (struct sockaddr *)&lo4, AF_INET, UDP, NULL, 0, &rr, &ep_out);
+		got = route_choose(reg, 0, (struct sockaddr *)&lo4, AF_INET, UDP, NULL, 0, &rr, &ep_out);
 		UT_ASSERT(got);
 		seen_a += got == a;
 		seen_b += got == b;
@@ -143,20 +143,45 @@ int test_route_choose(void)
 	UT_ASSERT_INT(seen_b, 5);
 	/* least loaded first */
 	a->active_calls = 1;
-	got = route_choose(reg, (struct sockaddr *)&lo4, AF_INET, UDP, NULL, 0, &rr, &ep_out);
+	got = route_choose(reg, 0, (struct sockaddr *)&lo4, AF_INET, UDP, NULL, 0, &rr, &ep_out);
 	UT_ASSERT(got == b);
 	/* IPv6 call: only a listens on IPv6 */
-	got = route_choose(reg, (struct sockaddr *)&lo6, AF_INET6, UDP, NULL, 0, &rr, &ep_out);
+	got = route_choose(reg, 0, (struct sockaddr *)&lo6, AF_INET6, UDP, NULL, 0, &rr, &ep_out);
 	UT_ASSERT(got == a && !strcmp(ep_out->host, "::1"));
+	/* one that let an ack time out: others first while avoided, even
+	 * busier ones; alone, still chosen; after the time, load decides */
+	a->active_calls = 0;
+	b->active_calls = 1;
+	a->avoid_until_ms = 5000;
+	for (int i = 0; i < 4; i++) {
+		got = route_choose(reg, 4999, (struct sockaddr *)&lo4, AF_INET, UDP, NULL, 0, &rr,
+				   &ep_out);
+		UT_ASSERT(got == b);
+	}
+	{
+		struct ipc_conn *ex[1] = {cb};
+
+		got = route_choose(reg, 4999, (struct sockaddr *)&lo4, AF_INET, UDP, ex, 1, &rr,
+				   &ep_out);
+		UT_ASSERT(got == a);
+	}
+	b->avoid_until_ms = 6000;	/* both avoided: load decides again */
+	got = route_choose(reg, 4999, (struct sockaddr *)&lo4, AF_INET, UDP, NULL, 0, &rr, &ep_out);
+	UT_ASSERT(got == a);
+	b->avoid_until_ms = 0;
+	got = route_choose(reg, 5000, (struct sockaddr *)&lo4, AF_INET, UDP, NULL, 0, &rr, &ep_out);
+	UT_ASSERT(got == a);
+	a->avoid_until_ms = 0;
+	b->active_calls = 0;
 	/* full, not accepting, excluded */
 	a->active_calls = 2;
-	UT_ASSERT(route_choose(reg, (struct sockaddr *)&lo6, AF_INET6, UDP, NULL, 0, &rr, &ep_out) == NULL);
+	UT_ASSERT(route_choose(reg, 0, (struct sockaddr *)&lo6, AF_INET6, UDP, NULL, 0, &rr, &ep_out) == NULL);
 	a->active_calls = 0;
 	b->accepting = false;
 	{
 		struct ipc_conn *ex[1] = {ca};
 
-		UT_ASSERT(route_choose(reg, (struct sockaddr *)&lo4, AF_INET, UDP, ex, 1, &rr, &ep_out) == NULL);
+		UT_ASSERT(route_choose(reg, 0, (struct sockaddr *)&lo4, AF_INET, UDP, ex, 1, &rr, &ep_out) == NULL);
 	}
 	/* a malformed registration is refused and changes nothing */
 	e4.host = (char *)"not-an-address";
