@@ -298,8 +298,9 @@ static void pend_append(struct route *r, struct pending *p)
 	r->n_pending++;
 }
 
-/* Calls are kept for reuse up to this many: a calloc and a free of 1.5 KiB
- * per call were 6 % of the router's time at 24,000 calls a second. */
+/* Calls are kept for reuse up to this many: a calloc (clearing 1.5 KiB)
+ * and a free per call showed in the router's profile at 24,000 calls a
+ * second, about 2 % together. */
 #define PEND_SPARE_MAX 256
 
 static void pend_free(struct route *r, struct pending *p)

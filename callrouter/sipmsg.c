@@ -275,30 +275,17 @@ static const unsigned char HOST[256] = {
 	['_'] = H_NAME, ['0' ... '9'] = H_DIGIT, ['.'] = H_DIGIT,
 };
 
-/* host = hostname / IPv4address / "[" IPv6address "]" */
-static bool host_ok(const char *p, size_t n)
+/* An IPv6reference, "[" IPv6address "]", n bytes at p. */
+static bool ipv6_ref_ok(const char *p, size_t n)
 {
 	char tmp[INET6_ADDRSTRLEN + 1];
 	unsigned char a[16];
-	bool digits_dots = true;
 
-	if (n == 0)
+	if (n < 3 || p[0] != '[' || p[n - 1] != ']' || n - 2 >= sizeof tmp)
 		return false;
-	if (p[0] == '[') {
-		if (n < 3 || p[n - 1] != ']' || n - 2 >= sizeof tmp)
-			return false;
-		memcpy(tmp, p + 1, n - 2);
-		tmp[n - 2] = 0;
-		return inet_pton(AF_INET6, tmp, a) == 1;
-	}
-	for (size_t i = 0; i < n; i++) {
-		unsigned char k = HOST[(unsigned char)p[i]];
-
-		if (!k)
-			return false;
-		digits_dots = digits_dots && k == H_DIGIT;
-	}
-	return !digits_dots || ipv4_ok(p, n);
+	memcpy(tmp, p + 1, n - 2);
+	tmp[n - 2] = 0;
+	return inet_pton(AF_INET6, tmp, a) == 1;
 }
 
 /* hostport at p: host [":" port]; *end is where it stops (';', '?', '>',
@@ -315,10 +302,10 @@ static bool hostport_ok(const char *p, size_t n, struct sipmsg_str *host,
 		if (!rb)
 			return false;
 		i = (size_t)(rb - p) + 1;
-		if (!host_ok(p, i))
+		if (!ipv6_ref_ok(p, i))
 			return false;
 	} else {
-		/* host_ok's check on the way to the ':' (one pass, not two) */
+		/* hostname or IPv4address, checked on the way to the ':' */
 		bool digits_dots = true;
 
 		for (; i < n && p[i] != ':'; i++) {
