@@ -77,6 +77,7 @@ static void send_status_reply(struct router *r, struct ipc_conn *c)
 	Openum__GatewayHealth *gh = NULL, **ghp = NULL;
 	size_t n_rep_eps = 0, n = reg_count(r->reg), total_eps = 0, k = 0;
 	size_t total_gw = 0, kg = 0;
+	unsigned long long now = uv_now(loop_uv(r->loop));	/* route.c's clock */
 
 	{
 		struct sipl_endpoint eps[64];
@@ -108,6 +109,9 @@ static void send_status_reply(struct router *r, struct ipc_conn *c)
 		is[i].active_calls = in->active_calls;
 		is[i].accepting = in->accepting;
 		is[i].calls_routed = in->calls_routed;
+		is[i].ack_timeouts = in->ack_timeouts;
+		if (in->avoid_until_ms > now)
+			is[i].passed_over_ms = (uint32_t)(in->avoid_until_ms - now);
 		is[i].registered_unix_ms = in->registered_ms;
 		is[i].fqdn = in->fqdn;
 		is[i].endpoints = &inst_epp[k];

@@ -56,6 +56,7 @@ struct reg_instance {
 	/* It let a CallRoutedAck time out: until then (loop ms) other
 	 * instances get calls first; any ack from it clears this. */
 	unsigned long long avoid_until_ms;
+	unsigned long long ack_timeouts;
 	char fqdn[256];
 	struct reg_gwhealth *gw;	/* malloc'd, n_gw of them */
 	size_t n_gw;

@@ -604,8 +604,10 @@ static void expire_cb(uv_check_t *h)
 			log_warn("no CallRoutedAck for Call-ID %s from instance %s within "
 				 "%d ms; trying another", p->call_id, in ? in->id : "(gone)",
 				 ROUTE_ACK_TIMEOUT_MS);
-		if (in)
+		if (in) {
 			in->avoid_until_ms = now + ROUTE_NOACK_AVOID_MS;
+			in->ack_timeouts++;
+		}
 		try_next(r, p);
 	}
 	arm_timer(r);

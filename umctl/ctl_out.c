@@ -285,10 +285,12 @@ void ctl_out_status(FILE *f, const Openum__StatusReply *r, bool json)
 			json_endpoints(f, in->endpoints, in->n_endpoints);
 			fprintf(f, ",\"max_calls_allowed\":%u,"
 				   "\"active_calls\":%u,\"accepting\":%s,"
-				   "\"calls_routed\":%llu,\"fqdn\":",
+				   "\"calls_routed\":%llu,\"ack_timeouts\":%llu,"
+				   "\"passed_over_ms\":%u,\"fqdn\":",
 				in->max_calls_allowed, in->active_calls,
 				in->accepting ? "true" : "false",
-				(unsigned long long)in->calls_routed);
+				(unsigned long long)in->calls_routed,
+				(unsigned long long)in->ack_timeouts, in->passed_over_ms);
 			ctl_out_json_string(f, in->fqdn);
 			fputc('}', f);
 		}
@@ -312,6 +314,11 @@ void ctl_out_status(FILE *f, const Openum__StatusReply *r, bool json)
 			in->accepting ? "True" : "False (draining)");
 		fprintf(f, "  CallsRouted      %llu\n",
 			(unsigned long long)in->calls_routed);
+		fprintf(f, "  AckTimeouts      %llu\n",
+			(unsigned long long)in->ack_timeouts);
+		if (in->passed_over_ms)
+			fprintf(f, "  PassedOver       %.1f s more (an ack timed out; other "
+				   "instances first)\n", in->passed_over_ms / 1000.0);
 		if (in->fqdn && *in->fqdn)
 			fprintf(f, "  Fqdn             %s\n", in->fqdn);
 		if (i + 1 < r->n_instances)

@@ -1611,6 +1611,11 @@ def test_silent_instance_times_out_to_the_next(env):
         assert len(slow) == 1 and slow[0] <= 1.0, [took for _, took in results]
         assert log_lines(router_of(env), "no CallRoutedAck for Call-ID"), "no log line"
         assert log_lines(router_of(env), "other instances first for 10 s"), "no log line"
+        st = _inst(env, "silent-1")
+        assert st["ack_timeouts"] == 1 and 5000 < st["passed_over_ms"] <= 10000, st
+        assert _inst(env, "acker-1")["ack_timeouts"] == 0
+        out = env.umctl_ok("get-umactivecalls").out
+        assert re.search(r"PassedOver +\d+\.\d s more \(an ack timed out", out), out
 
         # alone: still tried; each call waits for its own deadline, then 503
         acker.close()
@@ -1639,6 +1644,8 @@ def test_silent_instance_times_out_to_the_next(env):
         fakes.append(FakeInstance(env, "acker-2", 5073, acking=True))
         contacts = {call(302)[0].header("contact").split(";")[0][-5:] for _ in range(4)}
         assert contacts == {":5071", ":5073"}, contacts
+        st = _inst(env, "silent-1")
+        assert st["ack_timeouts"] == 3 and st["passed_over_ms"] == 0, st
     finally:
         for f in fakes:
             f.close()

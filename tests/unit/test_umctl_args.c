@@ -373,6 +373,7 @@ int test_umctl_status_output(void)
 	in.active_calls = 2;
 	in.accepting = 1;
 	in.calls_routed = 7;
+	in.ack_timeouts = 3;
 	r.n_instances = 1;
 	r.instances = ins;
 
@@ -389,7 +390,8 @@ int test_umctl_status_output(void)
 		      "\"pid\":43,\"endpoints\":[{\"family\":\"IPv6\","
 		      "\"transport\":\"tls\",\"host\":\"::1\",\"port\":5063}],"
 		      "\"max_calls_allowed\":100,\"active_calls\":2,"
-		      "\"accepting\":true,\"calls_routed\":7,\"fqdn\":\"\"}]}\n");
+		      "\"accepting\":true,\"calls_routed\":7,\"ack_timeouts\":3,"
+		      "\"passed_over_ms\":0,\"fqdn\":\"\"}]}\n");
 	free(buf);
 	buf = NULL;
 	f = open_memstream(&buf, &len);
@@ -399,6 +401,17 @@ int test_umctl_status_output(void)
 	UT_ASSERT(strstr(buf, "tls [::1]:5063\n"));
 	UT_ASSERT(strstr(buf, "Pid              42\n"));
 	UT_ASSERT(strstr(buf, "ActiveCalls      2\n"));
+	UT_ASSERT(strstr(buf, "AckTimeouts      3\n"));
+	UT_ASSERT(!strstr(buf, "PassedOver"));
+	free(buf);
+	/* passed over after an ack timed out: says for how long */
+	in.passed_over_ms = 8300;
+	buf = NULL;
+	f = open_memstream(&buf, &len);
+	ctl_out_status(f, &r, false);
+	fclose(f);
+	UT_ASSERT(strstr(buf, "PassedOver       8.3 s more (an ack timed out; other "
+			      "instances first)\n"));
 	free(buf);
 	return 0;
 }
