@@ -1561,10 +1561,19 @@ class FakeInstance:
 
     def _serve(self):
         while self.running:
+            # wait for a frame's first byte, then read it whole: a read
+            # that timed out between a frame's length and its body would
+            # lose the length and read the rest as garbage
             try:
-                m = self.ipc.read(timeout=0.2)
-            except (TimeoutError, OSError):
+                ready, _, _ = select.select([self.ipc.sock], [], [], 0.2)
+            except (OSError, ValueError):
+                return
+            if not ready:
                 continue
+            try:
+                m = self.ipc.read(timeout=5)
+            except (TimeoutError, OSError):
+                return
             if m is None:
                 return
             if m.body_field == ipcwire.CALL_ROUTED:
