@@ -557,6 +557,9 @@ static void try_next(struct route *r, struct pending *p)
 	arm_timer(r);
 }
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
 static void expire_cb(uv_check_t *h);
 
 static void nudge_cb(uv_idle_t *h)
@@ -595,15 +598,12 @@ static void expire_cb(uv_check_t *h)
 		struct reg_instance *in = reg_find_conn(r->reg, p->current);
 
 		pend_unlink(r, p);
-		if (in && in->avoid_until_ms <= now)
-			log_warn("no CallRoutedAck for Call-ID %s from instance %s "
-				 "within %d ms; trying another, and other instances "
-				 "first for %d s or until it acks", p->call_id, in->id,
-				 ROUTE_ACK_TIMEOUT_MS, ROUTE_NOACK_AVOID_MS / 1000);
-		else
-			log_warn("no CallRoutedAck for Call-ID %s from instance %s within "
-				 "%d ms; trying another", p->call_id, in ? in->id : "(gone)",
-				 ROUTE_ACK_TIMEOUT_MS);
+		log_warn("no CallRoutedAck for Call-ID %s from instance %s within "
+			 "%d ms; trying another%s", p->call_id, in ? in->id : "(gone)",
+			 ROUTE_ACK_TIMEOUT_MS,
+			 in && in->avoid_until_ms <= now
+				 ? ", and other instances first for "
+				   STR(ROUTE_NOACK_AVOID_S) " s or until it acks" : "");
 		if (in) {
 			in->avoid_until_ms = now + ROUTE_NOACK_AVOID_MS;
 			in->ack_timeouts++;
@@ -624,17 +624,13 @@ void route_ack(struct route *r, struct ipc_conn *from,
 
 	if (ack->token.len != TOKEN_LEN)
 		return;
-	p = find_token(r, ack->token.data);
-	if (!p || p->current != from) {
-		/* late: the call has moved on, but the instance answers */
-		if ((in = reg_find_conn(r->reg, from)) != NULL)
-			in->avoid_until_ms = 0;
-		return;
-	}
-	pend_unlink(r, p);
 	in = reg_find_conn(r->reg, from);
 	if (in)
-		in->avoid_until_ms = 0;
+		in->avoid_until_ms = 0;	/* it answers, even if late */
+	p = find_token(r, ack->token.data);
+	if (!p || p->current != from)
+		return;		/* late ack: the call has moved on */
+	pend_unlink(r, p);
 	if (!ack->accepted || !in) {
 		log_warn("instance %s refused Call-ID %s: %s", in ? in->id : "?",
 			 p->call_id, ack->reason && *ack->reason ? ack->reason : "no reason");

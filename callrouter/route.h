@@ -24,7 +24,8 @@ struct sipnet_src;
 #define ROUTE_ACK_TIMEOUT_MS 200
 /* How long an instance that let an ack time out gets calls only when no
  * other instance can take them (unless it acks something meanwhile). */
-#define ROUTE_NOACK_AVOID_MS 10000
+#define ROUTE_NOACK_AVOID_S 10
+#define ROUTE_NOACK_AVOID_MS (ROUTE_NOACK_AVOID_S * 1000)
 /* How long a token is valid at the instance. */
 #define ROUTE_TOKEN_TTL_MS 30000
 /* Retry-After on 503 when no instance can take the call. */
