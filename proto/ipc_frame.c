@@ -2,6 +2,7 @@
  * every byte a peer sends passes through ipc_frame_decode first. */
 #include "common/cause.h"
 #include "proto/ipc_frame.h"
+#include "proto/ipc_fast.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -23,7 +24,9 @@ int ipc_frame_size(const Openum__Envelope *env, size_t *size)
 
 	if (!env || !size || env->body_case == OPENUM__ENVELOPE__BODY__NOT_SET)
 		return EINVAL;
-	n = openum__envelope__get_packed_size(env);
+	n = ipc_fast_pack(env, NULL);
+	if (!n)
+		n = openum__envelope__get_packed_size(env);
 	if (n > IPC_FRAME_MAX)
 		return EMSGSIZE;
 	*size = IPC_FRAME_HDR + n;
@@ -39,9 +42,11 @@ void ipc_frame_write(uint8_t *buf, size_t size, const Openum__Envelope *env)
 	buf[1] = (uint8_t)(n >> 16);
 	buf[2] = (uint8_t)(n >> 8);
 	buf[3] = (uint8_t)n;
-	packed = openum__envelope__pack(env, buf + IPC_FRAME_HDR);
+	packed = ipc_fast_pack(env, buf + IPC_FRAME_HDR);
+	if (!packed)
+		packed = openum__envelope__pack(env, buf + IPC_FRAME_HDR);
 	if (packed != n) {
-		/* get_packed_size and pack disagreeing is a protobuf-c bug. */
+		/* size and pack disagreeing is a bug here or in protobuf-c */
 		fprintf(stderr, "%s:%d: packed %zu bytes, expected %zu\n",
 			__FILE__, __LINE__, packed, n);
 		abort();
@@ -145,11 +150,53 @@ static int wire_find_version(const uint8_t *p, size_t n, int *found,
 	return 0;
 }
 
-/* Decodes the first frame of buf with pb (NULL: malloc); see ipc_frame.h
- * for the result codes. */
-static int decode(ProtobufCAllocator *pb, Openum__Envelope **out,
+/* Whether m or a message inside it kept an unknown field numbered 0.
+ * protobuf-c checks only a tag's first byte for field 0, so a tag of 0
+ * written in two bytes (0x81 0x00) passes and is kept as an unknown field;
+ * packed again it becomes the one byte 0x01, which no decoder takes. Field 0
+ * is not protobuf: a frame holding one is refused like any undecodable one
+ * (the top level is already checked by wire_find_version). */
+static int field_zero(const ProtobufCMessage *m)
+{
+	const ProtobufCMessageDescriptor *d = m->descriptor;
+	const char *base = (const char *)m;
+
+	for (unsigned i = 0; i < m->n_unknown_fields; i++)
+		if (m->unknown_fields[i].tag == 0)
+			return 1;
+	for (unsigned i = 0; i < d->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &d->fields[i];
+		const void *at = base + f->offset;
+
+		if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+			continue;
+		if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+		    *(const uint32_t *)(base + f->quantifier_offset) != f->id)
+			continue;
+		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+			size_t n = *(const size_t *)(base + f->quantifier_offset);
+			ProtobufCMessage *const *v = *(ProtobufCMessage *const *const *)at;
+
+			for (size_t j = 0; j < n; j++)
+				if (field_zero(v[j]))
+					return 1;
+		} else {
+			const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)at;
+
+			if (sub && field_zero(sub))
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/* Decodes the first frame of buf into a (NULL: malloc); see ipc_frame.h
+ * for the result codes. In an arena, the per-call messages try the direct
+ * decoder of ipc_fast.c first. */
+static int decode(struct ipc_arena *a, Openum__Envelope **out,
 		  const uint8_t *buf, size_t len, size_t *consumed, char **cause)
 {
+	ProtobufCAllocator *pb = a ? &a->pb : NULL;
 	Openum__Envelope *env;
 	const uint8_t *body;
 	uint32_t blen;
@@ -176,6 +223,8 @@ static int decode(ProtobufCAllocator *pb, Openum__Envelope **out,
 		cause_set(cause, "empty frame");
 		return EBADMSG;
 	}
+	if (a && ipc_fast_unpack(a, out, body, blen))
+		return 0;
 	err = wire_find_version(body, blen, &found, &version);
 	if (err) {
 		cause_set(cause, "undecodable frame");
@@ -192,6 +241,10 @@ static int decode(ProtobufCAllocator *pb, Openum__Envelope **out,
 		return EPROTO;
 	}
 	env = openum__envelope__unpack(pb, blen, body);
+	if (env && field_zero(&env->base)) {
+		openum__envelope__free_unpacked(env, pb);
+		env = NULL;
+	}
 	if (!env) {
 		cause_set(cause, "undecodable frame");
 		return EBADMSG;
@@ -251,7 +304,7 @@ int ipc_frame_decode_in(struct ipc_arena *a, Openum__Envelope **out,
 			const uint8_t *buf, size_t len, size_t *consumed,
 			char **cause)
 {
-	int err = decode(&a->pb, out, buf, len, consumed, cause);
+	int err = decode(a, out, buf, len, consumed, cause);
 
 	if (err)	/* protobuf-c freed what it had unpacked */
 		a->used = a->spilled = 0;

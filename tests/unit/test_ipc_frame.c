@@ -1,5 +1,6 @@
 /* test_ipc_frame.c — the IPC frame codec: round trips, reassembly, and every
  * way a peer's bytes can be refused. */
+#include "proto/ipc_fast.h"
 #include "proto/ipc_frame.h"
 #include "tests/unit/unit.h"
 
@@ -19,6 +20,8 @@ int test_ipc_frame_garbage(void);
 int test_ipc_frame_zero_length(void);
 int test_ipc_frame_no_body(void);
 int test_ipc_frame_body_name(void);
+int test_ipc_frame_fast_pack(void);
+int test_ipc_frame_fast_unpack_canonical_only(void);
 
 /* Storage for one envelope of each body type. */
 struct bodies {
@@ -492,9 +495,17 @@ int test_ipc_frame_garbage(void)
 	static const uint8_t g4[] = {0, 0, 0, 3, 0x08, 0x02, 0x0b};
 	/* Version 1, Hello containing garbage. */
 	static const uint8_t g5[] = {0, 0, 0, 6, 0x08, 0x02, 0x52, 0x02, 0xff, 0xff};
+	/* Field 0 (64-bit) inside a ServiceRegister, its tag in two bytes:
+	 * protobuf-c takes it; packed again it would be 0x01, which it does
+	 * not (the fuzzer found it). Then the same inside an endpoint. */
+	static const uint8_t g6[] = {0, 0, 0, 14, 0x08, 0x02, 0x5a, 0x0a,
+				     0x81, 0x00, 1, 2, 3, 4, 5, 6, 7, 8};
+	static const uint8_t g7[] = {0, 0, 0, 16, 0x08, 0x02, 0x5a, 0x0c,
+				     0x12, 0x0a, 0x81, 0x00, 1, 2, 3, 4, 5, 6, 7, 8};
 	const struct { const uint8_t *p; size_t n; } cases[] = {
 		{g1, sizeof g1}, {g2, sizeof g2}, {g3, sizeof g3},
-		{g4, sizeof g4}, {g5, sizeof g5},
+		{g4, sizeof g4}, {g5, sizeof g5}, {g6, sizeof g6},
+		{g7, sizeof g7},
 	};
 
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -564,5 +575,219 @@ int test_ipc_frame_body_name(void)
 		      "status_reply");
 	UT_ASSERT_STR(ipc_body_name(OPENUM__ENVELOPE__BODY_ERROR), "error");
 	UT_ASSERT_STR(ipc_body_name((Openum__Envelope__BodyCase)99), "unknown");
+	return 0;
+}
+
+/* protobuf-c's own packing of env: the reference for ipc_fast.c. */
+static size_t ref_pack(const Openum__Envelope *env, uint8_t *buf, size_t cap)
+{
+	size_t n = openum__envelope__get_packed_size(env);
+
+	if (n > cap)
+		return 0;
+	return openum__envelope__pack(env, buf);
+}
+
+/* Both per-call messages, with every field empty, full, long (two-byte
+ * lengths), at the edges of its type, or NULL: ipc_frame_write writes what
+ * protobuf-c writes, byte for byte, and ipc_fast_unpack reads it back to a
+ * message protobuf-c packs to the same bytes again. */
+int test_ipc_frame_fast_pack(void)
+{
+	static char long_id[300], long_caller[1000];
+	static uint8_t token[16] = {0xde, 0xad, 0xbe, 0xef, 0, 1, 2, 3,
+				    4, 5, 6, 7, 8, 9, 0xfe, 0xff};
+	Openum__CallRouted r[6];
+	Openum__CallRoutedAck k[4];
+	static struct ipc_arena a;
+	size_t cases = 0;
+
+	memset(long_id, 'c', sizeof long_id - 1);
+	memset(long_caller, '7', sizeof long_caller - 1);
+	for (size_t i = 0; i < 6; i++)
+		openum__call_routed__init(&r[i]);
+	for (size_t i = 0; i < 4; i++)
+		openum__call_routed_ack__init(&k[i]);
+	/* r[0]: all defaults */
+	r[1].token.data = token;
+	r[1].token.len = sizeof token;
+	r[1].call_id = "a84b4c76e66710@pc33.example.com";
+	r[1].kind = OPENUM__CALL_KIND__CALL_KIND_SUBSCRIBER_ACCESS;
+	r[1].mailbox = "1001";
+	r[1].dial_plan = "Contoso DP";
+	r[1].gateway = "pbx-1";
+	r[1].caller = "+15551234";
+	r[1].expires_unix_ms = 1795000000123ULL;
+	r[2] = r[1];
+	r[2].call_id = long_id;
+	r[2].caller = long_caller;
+	r[2].kind = (Openum__CallKind)-1;	/* ten bytes on the wire */
+	r[2].expires_unix_ms = UINT64_MAX;
+	r[3].kind = (Openum__CallKind)0x7fffffff;
+	r[3].expires_unix_ms = 127;
+	r[3].mailbox = "";
+	r[4].call_id = NULL;		/* NULL strings are left out like "" */
+	r[4].mailbox = NULL;
+	r[4].dial_plan = "dp";
+	r[5].token.data = token;	/* no bytes: left out, data or not */
+	r[5].token.len = 0;
+	r[5].expires_unix_ms = 128;
+	k[1].token.data = token;
+	k[1].token.len = sizeof token;
+	k[1].accepted = 1;
+	k[2].token.data = token;
+	k[2].token.len = 5;
+	k[2].accepted = 2;		/* any true is written as 1 */
+	k[2].reason = long_id;
+	k[3].reason = NULL;
+
+	ipc_arena_init(&a);
+	for (size_t i = 0; i < 10; i++) {
+		static uint8_t got[4096], want[4096], again[4096];
+		Openum__Envelope env, *d = NULL;
+		size_t size = 0, wn, an;
+
+		ipc_envelope_init(&env);
+		if (i < 6) {
+			env.body_case = OPENUM__ENVELOPE__BODY_CALL_ROUTED;
+			env.call_routed = &r[i];
+		} else {
+			env.body_case = OPENUM__ENVELOPE__BODY_CALL_ROUTED_ACK;
+			env.call_routed_ack = &k[i - 6];
+		}
+		UT_ASSERT_INT(ipc_frame_size(&env, &size), 0);
+		UT_ASSERT(size <= sizeof got);
+		ipc_frame_write(got, size, &env);
+		wn = ref_pack(&env, want, sizeof want);
+		if (wn != size - IPC_FRAME_HDR ||
+		    memcmp(got + IPC_FRAME_HDR, want, wn)) {
+			fprintf(stderr, "  case %zu: %zu bytes, protobuf-c %zu\n",
+				i, size - IPC_FRAME_HDR, wn);
+			return 1;
+		}
+		UT_ASSERT_INT(ipc_fast_unpack(&a, &d, want, wn), 1);
+		UT_ASSERT_INT(d->body_case, env.body_case);
+		UT_ASSERT_INT(d->version, IPC_PROTOCOL_VERSION);
+		an = ref_pack(d, again, sizeof again);
+		UT_ASSERT(an == wn && !memcmp(again, want, wn));
+		ipc_frame_release(&a, d);
+		cases++;
+	}
+	UT_ASSERT_INT(cases, 10);
+	/* and what was read, field by field, for the full one */
+	{
+		Openum__Envelope env, *d = NULL;
+		uint8_t buf[512];
+		size_t n;
+
+		ipc_envelope_init(&env);
+		env.body_case = OPENUM__ENVELOPE__BODY_CALL_ROUTED;
+		env.call_routed = &r[2];
+		n = ref_pack(&env, buf, sizeof buf);
+		UT_ASSERT(n == 0);	/* the 1 KiB caller does not fit */
+		env.call_routed = &r[1];
+		n = ref_pack(&env, buf, sizeof buf);
+		UT_ASSERT_INT(ipc_fast_unpack(&a, &d, buf, n), 1);
+		UT_ASSERT_INT(d->call_routed->token.len, 16);
+		UT_ASSERT(!memcmp(d->call_routed->token.data, token, 16));
+		UT_ASSERT_STR(d->call_routed->call_id, r[1].call_id);
+		UT_ASSERT_INT(d->call_routed->kind, r[1].kind);
+		UT_ASSERT_STR(d->call_routed->mailbox, "1001");
+		UT_ASSERT_STR(d->call_routed->dial_plan, "Contoso DP");
+		UT_ASSERT_STR(d->call_routed->gateway, "pbx-1");
+		UT_ASSERT_STR(d->call_routed->caller, "+15551234");
+		UT_ASSERT(d->call_routed->expires_unix_ms == 1795000000123ULL);
+		ipc_frame_release(&a, d);
+	}
+	return 0;
+}
+
+/* Frames each body and decodes it in an arena: it must decode, the direct
+ * decoder must have declined it (arena untouched), and the result must be
+ * protobuf-c's own reading of the same bytes. */
+static int declined_but_same(const uint8_t *body, size_t n)
+{
+	static struct ipc_arena a;
+	static uint8_t frame[4096], p1[4096], p2[4096];
+	Openum__Envelope *ref, *d = NULL;
+	size_t used = 0, n1, n2;
+
+	ipc_arena_init(&a);
+	UT_ASSERT_INT(ipc_fast_unpack(&a, &d, body, n), 0);
+	UT_ASSERT(a.used == 0 && d == NULL);
+	frame[0] = frame[1] = 0;
+	frame[2] = (uint8_t)(n >> 8);
+	frame[3] = (uint8_t)n;
+	memcpy(frame + IPC_FRAME_HDR, body, n);
+	UT_ASSERT_INT(ipc_frame_decode_in(&a, &d, frame, n + IPC_FRAME_HDR,
+					  &used, NULL), 0);
+	ref = openum__envelope__unpack(NULL, n, body);
+	UT_ASSERT(ref);
+	n1 = ref_pack(ref, p1, sizeof p1);
+	n2 = ref_pack(d, p2, sizeof p2);
+	UT_ASSERT(n1 && n1 == n2 && !memcmp(p1, p2, n1));
+	openum__envelope__free_unpacked(ref, NULL);
+	ipc_frame_release(&a, d);
+	return 0;
+}
+
+/* Valid encodings that are not the canonical one (out of order, a field
+ * twice, an unknown field, a two-byte tag, an overlong varint, the version
+ * after the body) are not read by ipc_fast.c but still decode, as
+ * protobuf-c reads them; broken or foreign ones are refused as before. */
+int test_ipc_frame_fast_unpack_canonical_only(void)
+{
+	static const struct {
+		const char *what;
+		uint8_t len;
+		uint8_t b[40];
+	} cases[] = {
+		{"mailbox before call_id", 14,
+		 {0x08, 2, 0x6a, 10, 0x22, 3, '1', '0', '1', 0x12, 3, 'a', 'b', 'c'}},
+		{"mailbox twice (the last counts)", 14,
+		 {0x08, 2, 0x6a, 10, 0x22, 3, '1', '0', '1', 0x22, 3, '2', '0', '2'}},
+		{"unknown field 9", 11,
+		 {0x08, 2, 0x6a, 7, 0x22, 3, '1', '0', '1', 0x48, 5}},
+		{"two-byte tag for call_id", 10,
+		 {0x08, 2, 0x6a, 6, 0x92, 0x00, 3, 'a', 'b', 'c'}},
+		{"expires in 10 bytes, the last over 64 bits", 15,
+		 {0x08, 2, 0x6a, 11, 0x40, 0x81, 0x80, 0x80, 0x80, 0x80, 0x80,
+		  0x80, 0x80, 0x80, 0x7f}},
+		{"version after the body", 8,
+		 {0x72, 4, 0x10, 1, 0x1a, 0x00, 0x08, 2}},
+		{"ack with the body field twice", 10,
+		 {0x08, 2, 0x72, 2, 0x10, 1, 0x72, 2, 0x10, 0}},
+	};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		if (declined_but_same(cases[i].b, cases[i].len)) {
+			fprintf(stderr, "  case: %s\n", cases[i].what);
+			return 1;
+		}
+	}
+	{
+		/* broken or foreign: declined here, refused as before */
+		static const uint8_t trunc[] = {0x08, 2, 0x6a, 9, 0x22, 3, '1'};
+		static const uint8_t v3[] = {0x08, 3, 0x72, 0};
+		static struct ipc_arena a;
+		uint8_t frame[64];
+		Openum__Envelope *d = NULL;
+		size_t used = 0;
+
+		ipc_arena_init(&a);
+		UT_ASSERT_INT(ipc_fast_unpack(&a, &d, trunc, sizeof trunc), 0);
+		UT_ASSERT_INT(ipc_fast_unpack(&a, &d, v3, sizeof v3), 0);
+		UT_ASSERT(a.used == 0);
+		memset(frame, 0, 4);
+		frame[3] = sizeof v3;
+		memcpy(frame + 4, v3, sizeof v3);
+		UT_ASSERT_INT(ipc_frame_decode_in(&a, &d, frame, 4 + sizeof v3,
+						  &used, NULL), EPROTO);
+		frame[3] = sizeof trunc;
+		memcpy(frame + 4, trunc, sizeof trunc);
+		UT_ASSERT_INT(ipc_frame_decode_in(&a, &d, frame, 4 + sizeof trunc,
+						  &used, NULL), EBADMSG);
+		UT_ASSERT(a.used == 0 && a.spilled == 0);
+	}
 	return 0;
 }
