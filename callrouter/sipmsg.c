@@ -74,6 +74,16 @@ static const char *find(const char *p, size_t n, const char *lit)
 	return memmem(p, n, lit, strlen(lit));
 }
 
+/* Whether an empty line (CRLFCRLF) starts in [p, end). A datagram nearly
+ * always ends with it (no body), so its last four bytes are looked at
+ * before the whole span. */
+static bool headers_end_after(const char *p, const char *end)
+{
+	if (end - p >= 4 && !memcmp(end - 4, CRLFCRLF, 4))
+		return true;
+	return find(p, (size_t)(end - p), CRLFCRLF) != NULL;
+}
+
 /* The next CRLF in [p, p + n), NULL if none. */
 static const char *find_crlf(const char *p, size_t n)
 {
@@ -775,7 +785,7 @@ int sipmsg_parse(struct sipmsg *m, const char *buf, size_t n, bool stream,
 	 * requests find the end on the way through their header lines. */
 	response = n >= 4 && !memcmp(buf, "SIP/", 4);
 	ack = n >= 4 && !memcmp(buf, "ACK ", 4);
-	if (!eol || ((response || ack) && !find(eol, (size_t)(buf + n - eol), CRLFCRLF))) {
+	if (!eol || ((response || ack) && !headers_end_after(eol, buf + n))) {
 		*why = "no end of headers";
 		return -1;
 	}

@@ -262,6 +262,33 @@ int test_sipmsg_errors(void)
 					  "t"), 0);
 	}
 	UT_ASSERT_INT(sipmsg_parse(&m, "\xff\xfe\x00garbage", 10, false, &why), -1);
+	/* An ACK or a response is taken only when its headers end (the empty
+	 * line is looked for at the datagram's end first, then anywhere after
+	 * the first line): not when they never end, also when the last bytes
+	 * come close; yes with a body after the empty line, or nothing else. */
+	{
+		static const struct { const char *msg; int rc; } acks[] = {
+			{"ACK sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n", -1},
+			{"ACK sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n\r", -1},
+			{"ACK sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\n\r\n", -1},
+			{"ACK sip:a@b SIP/2.0\r\n\r\n", 0},
+			{"ACK sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n\r\nbody", 0},
+			{"ACK sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n\r\n", 0},
+			{"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h\r\n", -1},
+			{"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h\r\n\r\nv=0", 0},
+		};
+
+		for (size_t i = 0; i < sizeof acks / sizeof acks[0]; i++) {
+			int rc = sipmsg_parse(&m, acks[i].msg, strlen(acks[i].msg),
+					      false, &why);
+
+			if (rc != acks[i].rc)
+				fprintf(stderr, "  message %zu\n", i);
+			UT_ASSERT_INT(rc, acks[i].rc);
+			if (rc)
+				UT_ASSERT_STR(why, "no end of headers");
+		}
+	}
 	/* a NUL in the Request-URI */
 	{
 		static const char r[] = "INVITE sip:10\0""01@127.0.0.1 SIP/2.0\r\n"
