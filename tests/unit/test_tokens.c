@@ -37,6 +37,23 @@ int test_tokens_basic(void)
 	UT_ASSERT_INT(tokens_take(t, a.token, 20, &got), ENOENT);
 	UT_ASSERT_INT(tokens_take(t, b.token, 20, &got), 0);
 	UT_ASSERT_INT(tokens_count(t), 0);
+	/* Every field comes back as it went in (contexts are stored packed):
+	 * strings at their longest, empty, and one that fills its array with
+	 * no NUL, which comes back cut to the array less its NUL. */
+	mk(&a, 3, 1000);
+	a.kind = 2;
+	memset(a.call_id, 'c', sizeof a.call_id - 1);
+	memset(a.mailbox, '9', sizeof a.mailbox - 1);
+	strcpy(a.dialplan, "Contoso DP");
+	memset(a.caller, 'x', sizeof a.caller);	/* no NUL */
+	UT_ASSERT_INT(tokens_put(t, &a, 10), 0);
+	memset(&got, 0x55, sizeof got);
+	UT_ASSERT_INT(tokens_take(t, a.token, 20, &got), 0);
+	a.caller[sizeof a.caller - 1] = '\0';
+	UT_ASSERT(!memcmp(&got, &a, sizeof a));
+	UT_ASSERT_INT(strlen(got.call_id), 255);
+	UT_ASSERT_STR(got.gateway, "");
+	UT_ASSERT_INT(strlen(got.caller), 128);
 	tokens_free(t);
 	return 0;
 }
