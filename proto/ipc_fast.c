@@ -2,6 +2,7 @@
  * in one pass each, byte for byte as protobuf-c would; see ipc_fast.h. */
 #include "proto/ipc_fast.h"
 
+#include <stddef.h>
 #include <string.h>
 
 enum { WT_VARINT = 0, WT_LEN = 2 };
@@ -73,65 +74,110 @@ static void put_str(struct out *o, uint8_t tag, const char *s)
 		put_bytes(o, tag, s, strlen(s));
 }
 
-static void pack_call_routed(struct out *o, const Openum__CallRouted *m)
+/* A message's fields in number order (field n at index n - 1): how each is
+ * held in the protobuf-c struct and where. Packing and unpacking both read
+ * these tables. */
+enum kind { K_BYTES, K_STR, K_INT32, K_UINT64, K_BOOL };
+struct field {
+	uint8_t kind;
+	uint16_t off;
+};
+
+#define CR(f) offsetof(Openum__CallRouted, f)
+static const struct field call_routed_fields[] = {
+	{K_BYTES, CR(token)}, {K_STR, CR(call_id)}, {K_INT32, CR(kind)},
+	{K_STR, CR(mailbox)}, {K_STR, CR(dial_plan)}, {K_STR, CR(gateway)},
+	{K_STR, CR(caller)}, {K_UINT64, CR(expires_unix_ms)},
+};
+#define ACK(f) offsetof(Openum__CallRoutedAck, f)
+static const struct field ack_fields[] = {
+	{K_BYTES, ACK(token)}, {K_BOOL, ACK(accepted)}, {K_STR, ACK(reason)},
+};
+
+/* The two bodies: their Envelope tag, body case, descriptor and fields. */
+struct body {
+	uint8_t tag;
+	Openum__Envelope__BodyCase body_case;
+	const ProtobufCMessageDescriptor *desc;
+	const struct field *f;
+	unsigned n;
+};
+
+static const struct body bodies[] = {
+	{ENV_CALL_ROUTED, OPENUM__ENVELOPE__BODY_CALL_ROUTED,
+	 &openum__call_routed__descriptor, call_routed_fields,
+	 sizeof call_routed_fields / sizeof call_routed_fields[0]},
+	{ENV_CALL_ROUTED_ACK, OPENUM__ENVELOPE__BODY_CALL_ROUTED_ACK,
+	 &openum__call_routed_ack__descriptor, ack_fields,
+	 sizeof ack_fields / sizeof ack_fields[0]},
+};
+
+static void pack_fields(struct out *o, const char *m, const struct body *b)
 {
-	put_bytes(o, TAG(1, WT_LEN), m->token.data, m->token.len);
-	put_str(o, TAG(2, WT_LEN), m->call_id);
-	/* an enum is an int32 (its C type may be unsigned): a negative one
-	 * goes out sign-extended to ten bytes */
-	put_uint(o, TAG(3, WT_VARINT), (uint64_t)(int64_t)(int32_t)m->kind);
-	put_str(o, TAG(4, WT_LEN), m->mailbox);
-	put_str(o, TAG(5, WT_LEN), m->dial_plan);
-	put_str(o, TAG(6, WT_LEN), m->gateway);
-	put_str(o, TAG(7, WT_LEN), m->caller);
-	put_uint(o, TAG(8, WT_VARINT), m->expires_unix_ms);
+	for (unsigned i = 0; i < b->n; i++) {
+		const void *at = m + b->f[i].off;
+		uint8_t len_tag = TAG(i + 1, WT_LEN), int_tag = TAG(i + 1, WT_VARINT);
+
+		switch (b->f[i].kind) {
+		case K_BYTES: {
+			const ProtobufCBinaryData *d = at;
+
+			put_bytes(o, len_tag, d->data, d->len);
+			break;
+		}
+		case K_STR:
+			put_str(o, len_tag, *(char *const *)at);
+			break;
+		case K_INT32:	/* an enum (its C type may be unsigned): a
+				 * negative one goes out sign-extended, ten bytes */
+			put_uint(o, int_tag, (uint64_t)(int64_t)*(const int32_t *)at);
+			break;
+		case K_UINT64:
+			put_uint(o, int_tag, *(const uint64_t *)at);
+			break;
+		case K_BOOL:
+			put_uint(o, int_tag, *(const protobuf_c_boolean *)at ? 1 : 0);
+			break;
+		}
+	}
 }
 
-static void pack_ack(struct out *o, const Openum__CallRoutedAck *m)
+/* The body of env when it is one of the two, else NULL. */
+static const struct body *body_of(const Openum__Envelope *env,
+				  const ProtobufCMessage **m)
 {
-	put_bytes(o, TAG(1, WT_LEN), m->token.data, m->token.len);
-	put_uint(o, TAG(2, WT_VARINT), m->accepted ? 1 : 0);
-	put_str(o, TAG(3, WT_LEN), m->reason);
+	switch (env->body_case) {
+	case OPENUM__ENVELOPE__BODY_CALL_ROUTED:
+		*m = &env->call_routed->base;
+		return &bodies[0];
+	case OPENUM__ENVELOPE__BODY_CALL_ROUTED_ACK:
+		*m = &env->call_routed_ack->base;
+		return &bodies[1];
+	default:
+		return NULL;
+	}
 }
 
 /* See the header. */
 size_t ipc_fast_pack(const Openum__Envelope *env, uint8_t *out)
 {
 	struct out body = {NULL, 0}, o = {out, 0};
-	const ProtobufCMessage *m;
-	uint8_t tag;
+	const ProtobufCMessage *m = NULL;
+	const struct body *b = body_of(env, &m);
 
-	switch (env->body_case) {
-	case OPENUM__ENVELOPE__BODY_CALL_ROUTED:
-		m = &env->call_routed->base;
-		tag = ENV_CALL_ROUTED;
-		break;
-	case OPENUM__ENVELOPE__BODY_CALL_ROUTED_ACK:
-		m = &env->call_routed_ack->base;
-		tag = ENV_CALL_ROUTED_ACK;
-		break;
-	default:
-		return 0;
-	}
 	/* unknown fields kept from a decode are protobuf-c's to write */
-	if (env->base.n_unknown_fields || m->n_unknown_fields)
+	if (!b || env->base.n_unknown_fields || m->n_unknown_fields)
 		return 0;
 	/* the body's length comes before it: count it first */
-	if (tag == ENV_CALL_ROUTED)
-		pack_call_routed(&body, env->call_routed);
-	else
-		pack_ack(&body, env->call_routed_ack);
+	pack_fields(&body, (const char *)m, b);
 	put_uint(&o, ENV_VERSION, env->version);
 	if (!out)
 		return o.n + 1 + varint_size(body.n) + body.n;
-	put_byte(&o, tag);
+	put_byte(&o, b->tag);
 	put_varint(&o, body.n);
 	body.p = out + o.n;
 	body.n = 0;
-	if (tag == ENV_CALL_ROUTED)
-		pack_call_routed(&body, env->call_routed);
-	else
-		pack_ack(&body, env->call_routed_ack);
+	pack_fields(&body, (const char *)m, b);
 	return o.n + body.n;
 }
 
@@ -226,91 +272,42 @@ static int get_bytes(struct in *r, struct ipc_arena *a, ProtobufCBinaryData *out
 	return 1;
 }
 
-/* The next field's tag: one byte, its number above the last one's (each
- * field once, in order), its wire type the one expected. */
-static int get_tag(struct in *r, unsigned *last, unsigned *field)
+/* Reads a message's fields into m (already initialised): each tag one
+ * byte, each field known, once and in order, with its own wire type. */
+static int unpack_fields(struct in *r, struct ipc_arena *a, char *m,
+			 const struct body *b)
 {
-	uint8_t t = *r->p;
+	unsigned last = 0;
 
-	if (t & 0x80 || (t >> 3) <= *last)
-		return 0;
-	r->p++;
-	*field = *last = t >> 3;
-	return 1;
-}
-
-static int unpack_call_routed(struct in *r, struct ipc_arena *a,
-			      Openum__CallRouted *m)
-{
-	unsigned last = 0, field;
-	uint64_t v;
-
-	*m = (Openum__CallRouted)OPENUM__CALL_ROUTED__INIT;
 	while (r->p < r->end) {
-		uint8_t wt = *r->p & 7;
+		uint8_t t = *r->p++;
+		unsigned num = t >> 3;
+		const struct field *f;
+		void *at;
+		uint64_t v;
 
-		if (!get_tag(r, &last, &field))
+		if (t & 0x80 || num <= last || num > b->n)
 			return 0;
-		switch (field) {
-		case 1:
-			if (wt != WT_LEN || !get_bytes(r, a, &m->token))
-				return 0;
-			break;
-		case 2: case 4: case 5: case 6: case 7: {
-			char **s = field == 2 ? &m->call_id :
-				   field == 4 ? &m->mailbox :
-				   field == 5 ? &m->dial_plan :
-				   field == 6 ? &m->gateway : &m->caller;
-
-			if (wt != WT_LEN || !get_str(r, a, s))
-				return 0;
-			break;
-		}
-		case 3:	/* protobuf-c keeps an int32's low 32 bits */
-			if (wt != WT_VARINT || !get_varint(r, &v, 10))
-				return 0;
-			m->kind = (Openum__CallKind)(int32_t)(uint32_t)v;
-			break;
-		case 8:
-			if (wt != WT_VARINT || !get_varint(r, &v, 10))
-				return 0;
-			m->expires_unix_ms = v;
-			break;
-		default:
+		last = num;
+		f = &b->f[num - 1];
+		at = m + f->off;
+		if ((t & 7) != (f->kind <= K_STR ? WT_LEN : WT_VARINT))
 			return 0;
-		}
-	}
-	return 1;
-}
-
-static int unpack_ack(struct in *r, struct ipc_arena *a,
-		      Openum__CallRoutedAck *m)
-{
-	unsigned last = 0, field;
-	uint64_t v;
-
-	*m = (Openum__CallRoutedAck)OPENUM__CALL_ROUTED_ACK__INIT;
-	while (r->p < r->end) {
-		uint8_t wt = *r->p & 7;
-
-		if (!get_tag(r, &last, &field))
+		if (f->kind == K_BYTES) {
+			if (!get_bytes(r, a, at))
+				return 0;
+		} else if (f->kind == K_STR) {
+			if (!get_str(r, a, at))
+				return 0;
+		} else if (!get_varint(r, &v, 10)) {
 			return 0;
-		switch (field) {
-		case 1:
-			if (wt != WT_LEN || !get_bytes(r, a, &m->token))
-				return 0;
-			break;
-		case 2:
-			if (wt != WT_VARINT || !get_varint(r, &v, 10))
-				return 0;
-			m->accepted = v != 0;
-			break;
-		case 3:
-			if (wt != WT_LEN || !get_str(r, a, &m->reason))
-				return 0;
-			break;
-		default:
-			return 0;
+		} else if (f->kind == K_INT32) {
+			/* protobuf-c keeps an int32's low 32 bits */
+			*(int32_t *)at = (int32_t)(uint32_t)v;
+		} else if (f->kind == K_UINT64) {
+			*(uint64_t *)at = v;
+		} else {
+			*(protobuf_c_boolean *)at = v != 0;
 		}
 	}
 	return 1;
@@ -322,7 +319,9 @@ int ipc_fast_unpack(struct ipc_arena *a, Openum__Envelope **out,
 {
 	struct in r = {body, body + n}, sub;
 	size_t used = a->used, len;
+	const struct body *b;
 	Openum__Envelope *env;
+	ProtobufCMessage *m;
 	const uint8_t *s;
 	uint64_t version;
 	uint8_t tag;
@@ -333,23 +332,23 @@ int ipc_fast_unpack(struct ipc_arena *a, Openum__Envelope **out,
 	    version != IPC_PROTOCOL_VERSION || r.p == r.end)
 		return 0;
 	tag = *r.p++;
-	if ((tag != ENV_CALL_ROUTED && tag != ENV_CALL_ROUTED_ACK) ||
-	    !get_span(&r, &s, &len) || r.p != r.end)
+	b = tag == bodies[0].tag ? &bodies[0] : tag == bodies[1].tag ? &bodies[1] : NULL;
+	if (!b || !get_span(&r, &s, &len) || r.p != r.end)
 		return 0;
 	env = take(a, sizeof *env);
-	if (!env)
-		return 0;
-	*env = (Openum__Envelope)OPENUM__ENVELOPE__INIT;
-	env->version = (uint32_t)version;
-	sub = (struct in){s, s + len};
-	if (tag == ENV_CALL_ROUTED) {
-		env->body_case = OPENUM__ENVELOPE__BODY_CALL_ROUTED;
-		ok = (env->call_routed = take(a, sizeof *env->call_routed)) &&
-		     unpack_call_routed(&sub, a, env->call_routed);
-	} else {
-		env->body_case = OPENUM__ENVELOPE__BODY_CALL_ROUTED_ACK;
-		ok = (env->call_routed_ack = take(a, sizeof *env->call_routed_ack)) &&
-		     unpack_ack(&sub, a, env->call_routed_ack);
+	m = take(a, b->desc->sizeof_message);
+	ok = env && m;
+	if (ok) {
+		*env = (Openum__Envelope)OPENUM__ENVELOPE__INIT;
+		env->version = (uint32_t)version;
+		env->body_case = b->body_case;
+		if (b->body_case == OPENUM__ENVELOPE__BODY_CALL_ROUTED)
+			env->call_routed = (Openum__CallRouted *)m;
+		else
+			env->call_routed_ack = (Openum__CallRoutedAck *)m;
+		b->desc->message_init(m);
+		sub = (struct in){s, s + len};
+		ok = unpack_fields(&sub, a, (char *)m, b);
 	}
 	if (!ok) {
 		a->used = used;
