@@ -414,6 +414,9 @@ static int apply_routing(struct router *r, char **cause)
 
 	if (err)
 		return err;
+	/* FQDN gateways stay trusted at their last answer until the new
+	 * lookups (gwres_refresh below) come back, or through a DNS outage. */
+	rtab_keep_addrs(t, route_table(r->route));
 	route_set_table(r->route, t);
 	rtab_log_shared_addresses(t);
 	if (gwres_configure(r->gwres, r->set.dns_servers, cause) != 0)

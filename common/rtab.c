@@ -203,6 +203,28 @@ void rtab_set_addrs(struct rtab *t, size_t i, const struct sockaddr_storage *a,
 	}
 }
 
+/* See the header. Names compare without case, as DNS does. */
+size_t rtab_keep_addrs(struct rtab *t, const struct rtab *old)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; old && i < t->n_gw; i++) {
+		if (!t->gw[i].fqdn)
+			continue;
+		for (size_t j = 0; j < old->n_gw; j++) {
+			const struct gw *o = &old->gw[j];
+
+			if (!o->fqdn || !o->n_addr ||
+			    strcasecmp(o->d.address, t->gw[i].d.address))
+				continue;
+			rtab_set_addrs(t, i, o->addr, o->n_addr);
+			kept += t->gw[i].n_addr > 0;
+			break;
+		}
+	}
+	return kept;
+}
+
 /* Finds the gateway a source address belongs to. */
 const struct dir_gateway *rtab_gateway_by_addr(const struct rtab *t,
 					       const struct sockaddr *src,

@@ -28,6 +28,11 @@ bool rtab_gateway_is_fqdn(const struct rtab *t, size_t i);
  * IPAddressFamily allows are kept). */
 void rtab_set_addrs(struct rtab *t, size_t i, const struct sockaddr_storage *a,
 		    size_t n);
+/* Gives each FQDN gateway of t the addresses old had resolved for the same
+ * FQDN (in the families its IPAddressFamily allows now), so that a rebuilt
+ * table trusts them until DNS answers again, or through a DNS outage.
+ * Returns how many gateways got addresses. */
+size_t rtab_keep_addrs(struct rtab *t, const struct rtab *old);
 /* The gateway that the source address src belongs to: its Address literal
  * or one of its resolved addresses, in a family its IPAddressFamily allows.
  * An enabled gateway wins over a disabled one with the same address. NULL

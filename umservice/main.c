@@ -387,6 +387,8 @@ static int apply_settings(struct service *s, char **cause)
 		err = rtab_build(&t, s->dir, cause);
 		if (err)
 			return err;
+		/* as in the router: last answers kept until DNS answers again */
+		rtab_keep_addrs(t, s->tab);
 		rtab_free(s->tab);
 		s->tab = t;
 		/* Exchange event 1175, at start and on every change (gateways

@@ -999,6 +999,42 @@ def test_fqdn_gateway_refreshes_on_config_changed(env, dns):
     assert call.ok, f"127.0.0.1 still trusted after ConfigChanged: {call}"
 
 
+def test_fqdn_gateway_kept_through_config_change_with_dns_down(env, dns):
+    """Every directory change rebuilds the routing snapshot of the router and
+    of the UM service. A gateway given by FQDN keeps its last answer in the
+    new snapshot until DNS answers again: with DNS down at that moment, a
+    ConfigChanged must not lock the gateway out of either (it got 403 until a
+    later lookup succeeded)."""
+    dns.start([("127.0.0.1", "pbx.example.test")], ttl=3600)
+    use_fqdn_gateway(env, dns, af="IPv4Only")
+    env.start_router()
+    env.start_service()
+    router, service = router_of(env), next(d for d in env.daemons if d.name == "umservice")
+    for d in (router, service):
+        wait_for(lambda: log_lines(d, "pbx.example.test -> 127.0.0.1"), 5, 0.05,
+                 what=f"{d.name} resolved pbx.example.test")
+    dns.stop()
+    env.umctl_ok("set-umipgateway", "--identity", "gwname", "--status", "Enabled")
+    # the change is applied once each has tried DNS again and failed
+    for d in (router, service):
+        wait_for(lambda: log_lines(d, "keeping its previous addresses"), 5, 0.05,
+                 what=f"{d.name}'s lookup after ConfigChanged failing")
+    for transport in ("udp", "tcp"):
+        contact = routed(env, "IPv4", transport, MAILBOX)
+        contact.check("IPv4", transport, port=env.service_port)
+        call = UmCall(contact)
+        try:
+            final = call.wait_final(5.0)
+            assert answered(call), \
+                (f"the UM service refused the gateway after ConfigChanged: "
+                 f"{final.status if final else None} {final.reason if final else ''}")
+            call.ack()
+            bye = call.bye()
+            assert bye is not None and bye.status == 200
+        finally:
+            call.close()
+
+
 # --------------------------------------------------------------------------
 # (7) hostile and malformed requests
 
