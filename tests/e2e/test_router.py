@@ -1583,7 +1583,8 @@ def test_each_302_echoes_its_own_invite(running):
 class FakeInstance:
     """A UM service instance on the router's IPC socket, with one IPv4 UDP
     SIP endpoint it never serves: it records the tokens of the CallRouted
-    it gets and acks them while .acking is set."""
+    it gets and acks them while .acking is set ("refuse": acks with
+    accepted = false; "vanish": closes its IPC connection instead)."""
 
     def __init__(self, env, instance_id, port, acking):
         self.id, self.port, self.acking = instance_id, port, acking
@@ -1617,13 +1618,80 @@ class FakeInstance:
                 return
             if m.body_field == ipcwire.CALL_ROUTED:
                 self.tokens.append(m.body[1][0])
+                if self.acking == "vanish":
+                    self.ipc.sock.shutdown(socket.SHUT_RDWR)
+                    return
                 if self.acking:
-                    self.ipc.send(ipcwire.call_routed_ack(m.body[1][0]))
+                    self.ipc.send(ipcwire.call_routed_ack(
+                        m.body[1][0], accepted=self.acking != "refuse"))
 
     def close(self):
         self.running = False
         self.thread.join(2)
         self.ipc.close()
+
+
+def _timed_invite(env):
+    """One INVITE from a raw UDP client: (final response, seconds)."""
+    with RawSip("127.0.0.1", env.router_port, "udp") as c:
+        t = time.monotonic()
+        c.request("INVITE", ruri=f"sip:{MAILBOX}@{c.remote}",
+                  body=sdp_offer("127.0.0.1", 40000))
+        r = c.recv_response(3.0)
+        return r, time.monotonic() - t
+
+
+@pytest.mark.parametrize("mode", ["refuse", "vanish"])
+def test_refusing_or_vanishing_instance_passes_the_call_on(env, mode):
+    """(4) An instance that refuses a CallRouted (accepted = false), or
+    closes its IPC connection while a call waits for its ack, passes the
+    call on at once, without the ~200 ms ack timeout: to the next
+    instance, or 503 with Retry-After when there is none."""
+    env.start_router()
+    odd = FakeInstance(env, f"{mode}-1", 5071, acking=mode)
+    acker = FakeInstance(env, "acker-1", 5072, acking=True)
+    fakes = [odd, acker]
+    try:
+        # round robin between two idle instances: the odd one is met
+        # within a few calls (a vanished one is met once)
+        results = [_timed_invite(env) for _ in range(4)]
+        for r, took in results:
+            assert r is not None and r.status == 302, r and r.raw
+            assert ":5072;" in r.header("contact"), r.header("contact")
+            assert took < 0.19, f"302 after {took:.3f} s: the ack timeout, not the {mode}"
+        assert (len(odd.tokens) == 1) if mode == "vanish" else (len(odd.tokens) >= 1), \
+            (odd.tokens, acker.tokens)
+        router = router_of(env)
+        assert not log_lines(router, "no CallRoutedAck for Call-ID"), router.tail(5)
+        if mode == "refuse":
+            assert log_lines(router, f"instance {mode}-1 refused Call-ID"), router.tail(5)
+            assert _inst(env, f"{mode}-1")["ack_timeouts"] == 0
+            # alone, it refuses every call: 503 at once
+            acker.close()
+            fakes.remove(acker)
+            wait_for(lambda: not env.find_instance(env.status(), "acker-1"), 5,
+                     what="acker-1 gone")
+            before = len(odd.tokens)
+            r, took = _timed_invite(env)
+        else:
+            wait_for(lambda: not env.find_instance(env.status(), f"{mode}-1"), 5,
+                     what=f"{mode}-1 gone")
+            # alone (the other one vanishing with the call): 503 at once
+            acker.close()
+            fakes.remove(acker)
+            wait_for(lambda: not env.find_instance(env.status(), "acker-1"), 5,
+                     what="acker-1 gone")
+            last = FakeInstance(env, f"{mode}-2", 5073, acking=mode)
+            fakes.append(last)
+            odd, before = last, 0
+            r, took = _timed_invite(env)
+        assert r is not None and r.status == 503, r and r.raw
+        assert re.match(r"^\d+", r.header("retry-after") or ""), r.raw
+        assert took < 0.19, f"503 after {took:.3f} s"
+        assert len(odd.tokens) == before + 1, odd.tokens
+    finally:
+        for f in fakes:
+            f.close()
 
 
 def test_silent_instance_times_out_to_the_next(env):
