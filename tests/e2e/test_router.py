@@ -852,21 +852,50 @@ def test_untrusted_source_403(shared, transport):
     routed(env, "IPv4", transport, MAILBOX)
 
 
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_untrusted_ipv6_source_403(env, transport):
+    """The same over IPv6: with only the IPv4 loopback gateway left, ::1 is
+    no gateway's address: 403 and one log line naming [::1]."""
+    env.umctl_ok("remove-umhuntgroup", "--identity", "loopback6-default")
+    env.umctl_ok("remove-umipgateway", "--identity", "loopback6")
+    env.start_router()
+    env.start_service()
+    router = router_of(env)
+    call = sipp_invite("::1", env.router_port, transport, MAILBOX, (), 403)
+    assert call.ok, str(call)
+    assert "not a UM IP gateway" in call.final.reason, call.final.raw
+    assert call.final.header("contact") is None, call.final.raw
+    lines = wait_for(lambda: log_lines(router, "403 to INVITE from [::1]"), 2,
+                     what="a log line naming [::1]")
+    assert len(lines) == 1 and "not a UM IP gateway" in lines[0], lines
+    routed(env, "IPv4", transport, MAILBOX).check("IPv4", transport, port=env.service_port)
+
+
 # --------------------------------------------------------------------------
 # (4) gateway Status
 
 
-@pytest.mark.parametrize("family,transport", [("IPv4", "udp"), ("IPv6", "tcp")],
-                         ids=["v4-udp", "v6-tcp"])
+@pytest.mark.parametrize("family,transport", COMBOS, ids=COMBO_IDS)
 def test_gateway_status_live(running, family, transport):
+    """A gateway set Disabled or NoNewCalls gets 503 for new calls (with
+    Retry-After and a reason saying which), one log line names it, and the
+    other gateway is not affected; Enabled again routes within a second."""
     env = running
     gw = GATEWAY_OF[family]
     other = "IPv6" if family == "IPv4" else "IPv4"
-    for status in ("Disabled", "NoNewCalls"):
+    router = router_of(env)
+    for status, why in (("Disabled", "gateway disabled"),
+                        ("NoNewCalls", "gateway takes no new calls")):
         env.umctl_ok("set-umipgateway", "--identity", gw, "--status", status)
+        before = len(log_lines(router, f"UM IP gateway {gw} is {status}"))
         call = sipp_invite(LOOPBACK[family], env.router_port, transport, MAILBOX, (), 503)
         assert call.ok, f"{gw} {status}: {call}"
+        assert why in call.final.reason, call.final.raw
+        assert re.match(r"^\d+", call.final.header("retry-after") or ""), call.final.raw
         assert call.final.header("contact") is None, call.final.raw
+        lines = wait_for(lambda: log_lines(router, f"UM IP gateway {gw} is {status}")[before:],
+                         2, what=f"a log line naming {gw} {status}")
+        assert len(lines) == 1 and LOOPBACK[family] in lines[0], lines
         # The other family's gateway is not affected.
         routed(env, other, transport, MAILBOX)
     t0 = time.monotonic()
