@@ -1617,7 +1617,7 @@ class FakeInstance:
 
     def __init__(self, env, instance_id, port, acking):
         self.id, self.port, self.acking = instance_id, port, acking
-        self.tokens = []
+        self.tokens, self.routed = [], []
         self.ipc = ipcwire.IpcClient(env.sock)
         self.ipc.send(ipcwire.hello_umservice(4300 + port % 100))
         self.ipc.send(ipcwire.service_register_sip(instance_id, port))
@@ -1647,6 +1647,7 @@ class FakeInstance:
                 return
             if m.body_field == ipcwire.CALL_ROUTED:
                 self.tokens.append(m.body[1][0])
+                self.routed.append(m.body)
                 if self.acking == "vanish":
                     self.ipc.sock.shutdown(socket.SHUT_RDWR)
                     return
@@ -1668,6 +1669,45 @@ def _timed_invite(env):
                   body=sdp_offer("127.0.0.1", 40000))
         r = c.recv_response(3.0)
         return r, time.monotonic() - t
+
+
+def test_call_routed_carries_the_context(env):
+    """(4) What the instance is told before the 302: the token in the
+    Contact (128 bits), the Call-ID, the kind, the mailbox, the dial plan,
+    the gateway, the caller, and an expiry about 30 s ahead."""
+    env.start_router()
+    fake = FakeInstance(env, "ctx-1", 5071, acking=True)
+    cases = {   # name: (Request-URI user, headers, kind, mailbox)
+        "diversion": (PILOT, ["Diversion: <sip:1001@pbx.example.test>;reason=no-answer"],
+                      1, MAILBOX),
+        "history_info": (PILOT, ["History-Info: <sip:1001@pbx.example.test>;index=1, "
+                                 f"<sip:{PILOT}@pbx.example.test>;index=1.1"], 1, MAILBOX),
+        "direct_to_voicemail": (MAILBOX, [], 1, MAILBOX),
+        "subscriber_access": (ACCESS, [], 2, ""),
+    }
+    try:
+        for name, (ruser, headers, kind, mailbox) in cases.items():
+            with RawSip("127.0.0.1", env.router_port, "udp") as c:
+                sent = c.request("INVITE", ruri=f"sip:{ruser}@{c.remote}", headers=headers,
+                                 body=sdp_offer("127.0.0.1", 40000))
+                now_ms = time.time() * 1000
+                r = c.recv_response(3.0)
+            assert r is not None and r.status == 302, f"{name}: {r and r.raw}"
+            body = fake.routed[-1]
+            first = {f: v[0] for f, v in body.items()}
+            token = first[1]
+            assert len(token) == 16, f"{name}: token of {len(token)} bytes"
+            assert f"umtoken={token.hex()}" in r.header("contact"), (name, r.header("contact"))
+            assert first[2].decode() == sent["call_id"], (name, first)
+            assert first.get(3, 0) == kind, (name, first)
+            assert first.get(4, b"").decode() == mailbox, (name, first)
+            assert first[5].decode() == "default", (name, first)
+            assert first[6].decode() == GATEWAY_OF["IPv4"], (name, first)
+            assert first[7].decode() == "4255550100", (name, first)
+            assert 25_000 <= first[8] - now_ms <= 35_000, (name, first[8] - now_ms)
+        assert len({b[1][0] for b in fake.routed}) == len(cases), "a token was reused"
+    finally:
+        fake.close()
 
 
 @pytest.mark.parametrize("mode", ["refuse", "vanish"])
