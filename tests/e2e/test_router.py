@@ -1671,6 +1671,22 @@ def _timed_invite(env):
         return r, time.monotonic() - t
 
 
+def test_instance_fqdn_preferred_in_contact(env):
+    """(5) A UM service with ExternalHostFqdn set is named by it in the
+    302's Contact (over either family and transport) rather than by an
+    address literal, with its port, transport and token."""
+    env.umctl_ok("set-umservice", "--external-host-fqdn", "um1.example.test")
+    env.start_router()
+    env.start_service()
+    for family, transport in COMBOS:
+        call = sipp_invite(LOOPBACK[family], env.router_port, transport, MAILBOX, (), 302)
+        assert call.ok, str(call)
+        c = Contact(call.final.header("contact"))
+        assert c.host == "um1.example.test", c.value
+        assert c.port == env.service_port and c.transport == transport, c.value
+        assert c.token and TOKEN_RE.match(c.token), c.value
+
+
 def test_call_routed_carries_the_context(env):
     """(4) What the instance is told before the 302: the token in the
     Contact (128 bits), the Call-ID, the kind, the mailbox, the dial plan,
