@@ -1420,6 +1420,15 @@ def test_options_cancel_and_ack(shared, transport):
         # A stray ACK (no INVITE ever): no answer.
         c.request("ACK", ruri=f"sip:{MAILBOX}@{c.remote}", to_tag="x1")
         assert c.recv_message(0.5) is None
+        # REGISTER and SUBSCRIBE: 405 with the Allow header RFC 3261 21.4.6
+        # requires; an unknown method: 501
+        for method, status in (("REGISTER", 405), ("SUBSCRIBE", 405), ("FROBNICATE", 501)):
+            c.request(method, ruri=f"sip:{c.remote}",
+                      headers=["Event: message-summary"] if method == "SUBSCRIBE" else [])
+            resp = c.recv_response(2.0)
+            assert resp is not None and resp.status == status, (method, resp and resp.raw)
+            if status == 405:
+                assert resp.tokens("Allow") == {"INVITE", "ACK", "CANCEL", "OPTIONS"}, resp.raw
 
 
 @pytest.mark.parametrize("family,transport", [("IPv4", "udp"), ("IPv6", "tcp")],
