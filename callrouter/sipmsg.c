@@ -164,6 +164,10 @@ static bool parse_uint(struct sipmsg_str s, unsigned long max, unsigned long *ou
 	return true;
 }
 
+/* Content-Length is a number up to this; a message announcing more than
+ * SIPMSG_MAX in all is answered 513, a value beyond it is no length. */
+#define CLEN_MAX 0xffffffffUL
+
 /* --- framing ----------------------------------------------------------------- */
 
 static size_t skip_crlf(const char *buf, size_t n)
@@ -212,18 +216,21 @@ int sipmsg_frame(const char *buf, size_t n, size_t *len)
 	if (start == n)
 		return EAGAIN;
 	e = find(buf + start, n - start, CRLFCRLF);
+	*len = 0;
 	if (!e)
 		return n - start > SIPMSG_MAX ? EMSGSIZE : EAGAIN;
 	hdr = (size_t)(e - buf) + 4;
 	if (hdr - start > SIPMSG_MAX)
 		return EMSGSIZE;
 	cl = content_length_at(buf + start, hdr - start - 2, &vlen);
-	if (cl && !parse_uint(trim(cl, vlen), SIPMSG_MAX, &clen)) {
+	if (cl && !parse_uint(trim(cl, vlen), CLEN_MAX, &clen)) {
 		*len = hdr;
 		return EBADMSG;
 	}
-	if (hdr - start + clen > SIPMSG_MAX)
+	if (hdr - start + clen > SIPMSG_MAX) {
+		*len = hdr;	/* the header part, to answer 513 */
 		return EMSGSIZE;
+	}
 	if (hdr + clen > n)
 		return EAGAIN;
 	*len = hdr + clen;
@@ -713,7 +720,7 @@ static void take_header(struct sipmsg *m, enum hdr id, struct sipmsg_str v,
 
 		if (m->content_length >= 0)
 			FAIL(400, "Bad Request (two Content-Length)");
-		else if (!parse_uint(v, SIPMSG_MAX, &cl))
+		else if (!parse_uint(v, CLEN_MAX, &cl))
 			FAIL(400, "Bad Request (bad Content-Length)");
 		else
 			m->content_length = (long)cl;
@@ -908,7 +915,10 @@ int sipmsg_parse(struct sipmsg *m, const char *buf, size_t n, bool stream,
 		FAIL(400, "Bad Request (bad Request-URI)");
 	}
 	rest = n - (size_t)(hdr_end + 4 - buf);
-	if (m->content_length < 0) {
+	if (m->content_length >= 0 &&
+	    (size_t)m->content_length + (size_t)(hdr_end + 4 - buf) > SIPMSG_MAX) {
+		FAIL(513, "Message Too Large");
+	} else if (m->content_length < 0) {
 		m->body = (struct sipmsg_str){hdr_end + 4, stream ? 0 : rest};
 	} else if ((size_t)m->content_length > rest) {
 		FAIL(400, "Bad Request (body shorter than Content-Length)");

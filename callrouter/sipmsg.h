@@ -78,8 +78,10 @@ struct sipmsg {
 /* Where a message in a TCP stream ends. 0: *len is its length (leading
  * CRLF keep-alives included, which sipmsg_parse skips); EAGAIN: not all
  * there yet; EMSGSIZE: the header part or the announced length passes
- * SIPMSG_MAX; EBADMSG: a Content-Length that is no number. A message
- * without Content-Length is taken to end with its headers. */
+ * SIPMSG_MAX; EBADMSG: a Content-Length that is no number. With EBADMSG,
+ * and with EMSGSIZE when the headers are all there, *len is the length of
+ * the header part (to answer it: 400, 513), else 0. A message without
+ * Content-Length is taken to end with its headers. */
 int sipmsg_frame(const char *buf, size_t n, size_t *len);
 
 /* True when a stream cannot be carrying SIP: what it starts with (after

@@ -217,8 +217,9 @@ static void conn_process(struct sipnet_conn *c)
 		}
 		if (err == EAGAIN)
 			break;
-		if (err == EMSGSIZE) {
-			log_info("closing TCP connection from %s: a message longer "
+		/* headers too long to find: nothing to answer */
+		if (err == EMSGSIZE && !len) {
+			log_info("closing TCP connection from %s: a header part longer "
 				 "than %u bytes", netaddr_str((struct sockaddr *)
 							      &c->src.remote, peer, sizeof peer),
 				 SIPMSG_MAX);
@@ -227,12 +228,16 @@ static void conn_process(struct sipnet_conn *c)
 		}
 		c->s->h(c->s->arg, &c->src, p, len);
 		off += len;
-		if (err == EBADMSG) {
-			/* a Content-Length we cannot trust: the stream cannot be
-			 * framed any further */
-			log_info("closing TCP connection from %s: bad Content-Length",
-				 netaddr_str((struct sockaddr *)&c->src.remote, peer,
-					     sizeof peer));
+		if (err == EBADMSG || err == EMSGSIZE) {
+			/* The header part was answered (400, 513); its body is not
+			 * read, so the stream cannot be framed any further. */
+			netaddr_str((struct sockaddr *)&c->src.remote, peer, sizeof peer);
+			if (err == EBADMSG)
+				log_info("closing TCP connection from %s: bad "
+					 "Content-Length", peer);
+			else
+				log_info("closing TCP connection from %s: a message "
+					 "longer than %u bytes", peer, SIPMSG_MAX);
 			conn_finish(c);
 			return;
 		}

@@ -1132,6 +1132,11 @@ HOSTILE = {
     # Over UDP cut to a datagram: Content-Length then claims more.
     "body_64KiB": (_req(method="OPTIONS", body=b"x" * 65536), {400, 413, 513},
                    {200, 413, 513}),
+    # Announced beyond the router's 96 KiB: 513, and over TCP the
+    # connection is closed (its body is not read).
+    "content_length_200000": (_req(method="OPTIONS", body=b"x" * 100, clen=200000),
+                              {513}, {513}),
+    "body_120KiB": (_req(method="OPTIONS", body=b"x" * (120 * 1024)), {513}, {513}),
     "invite_body_60KiB": (_req(body=b"v=0\r\n" + b"a=x-filler\r\n" * 5000),
                           {"302ok", 400, 413, 513}, {"302ok", 400, 413, 513}),
     "binary_garbage": (bytes((i * 7 + 0xff) & 0xff for i in range(1500)), {"drop"}, {"drop"}),

@@ -79,9 +79,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	limit = buf + size;
 	exercise(buf, size, false);
 	fr = sipmsg_frame(buf, size, &len);
-	if ((fr == 0 || fr == EBADMSG) && len > size)
+	if ((fr == 0 || fr == EBADMSG || fr == EMSGSIZE) && len > size)
 		abort();
-	if (fr == 0 || fr == EBADMSG)
+	if (fr == 0 || fr == EBADMSG || (fr == EMSGSIZE && len))
 		exercise(buf, len, true);
 	(void)sipmsg_stream_garbage(buf, size);
 	(void)sipmsg_is_keepalive(buf, size);

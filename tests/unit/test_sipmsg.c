@@ -194,6 +194,13 @@ int test_sipmsg_errors(void)
 	UT_ASSERT_INT(parse_variant("To: <sip:1001@127.0.0.1>", "To: <sip:1001@[::1]", &why), 400);
 	UT_ASSERT_INT(parse_variant("Content-Length: 0", "Content-Length: -5", &why), 400);
 	UT_ASSERT_INT(parse_variant("Content-Length: 0", "Content-Length: 12ab", &why), 400);
+	UT_ASSERT_INT(parse_variant("Content-Length: 0", "Content-Length: 99999999999", &why),
+		      400);
+	/* announced beyond SIPMSG_MAX: too large, whatever arrived */
+	UT_ASSERT_INT(parse_variant("Content-Length: 0", "Content-Length: 98305", &why), 513);
+	UT_ASSERT_STR(why, "Message Too Large");
+	UT_ASSERT_INT(parse_variant("Content-Length: 0", "Content-Length: 4294967295", &why),
+		      513);
 	/* a datagram whose body is shorter than announced */
 	UT_ASSERT_INT(parse_variant("Content-Length: 0", "Content-Length: 10", &why), 400);
 	UT_ASSERT_INT(parse_variant(NULL, "Call-ID: again", &why), 400);
@@ -392,13 +399,27 @@ int test_sipmsg_frame(void)
 	/* a Content-Length that cannot be trusted: the header part, to answer */
 	UT_ASSERT_INT(sipmsg_frame("OPTIONS a SIP/2.0\r\nl: -1\r\n\r\n", 28, &len), EBADMSG);
 	UT_ASSERT_INT(len, 28);
-	UT_ASSERT_INT(sipmsg_frame("OPTIONS a SIP/2.0\r\nl: 999999999\r\n\r\n", 35, &len),
+	UT_ASSERT_INT(sipmsg_frame("OPTIONS a SIP/2.0\r\nl: 99999999999\r\n\r\n", 37, &len),
 		      EBADMSG);
+	UT_ASSERT_INT(sipmsg_frame("OPTIONS a SIP/2.0\r\nl: 4294967296\r\n\r\n", 36, &len),
+		      EBADMSG);
+	/* a length too large: the header part too, to answer 513 */
 	UT_ASSERT_INT(sipmsg_frame("OPTIONS a SIP/2.0\r\nl: 98300\r\n\r\n", 31, &len),
 		      EMSGSIZE);
+	UT_ASSERT_INT(len, 31);
+	UT_ASSERT_INT(sipmsg_frame("OPTIONS a SIP/2.0\r\nl: 4294967295\r\n\r\n", 36, &len),
+		      EMSGSIZE);
+	UT_ASSERT_INT(len, 36);
+	/* one byte under the limit in all: framed (and waits for the body) */
+	UT_ASSERT_INT(sipmsg_frame("OPTIONS a SIP/2.0\r\nl: 98273\r\n\r\n", 31, &len),
+		      EAGAIN);
+	UT_ASSERT_INT(sipmsg_frame("OPTIONS a SIP/2.0\r\nl: 98274\r\n\r\n", 31, &len),
+		      EMSGSIZE);
+	/* headers too long to find their end: nothing to answer */
 	memset(big, 'a', sizeof big);
 	memcpy(big, "OPTIONS a SIP/2.0\r\nX: ", 22);
 	UT_ASSERT_INT(sipmsg_frame(big, sizeof big, &len), EMSGSIZE);
+	UT_ASSERT_INT(len, 0);
 	UT_ASSERT(sipmsg_stream_garbage("\xff\xfe garbage", 10));
 	UT_ASSERT(sipmsg_stream_garbage("\r\n@INVITE", 9));
 	UT_ASSERT(!sipmsg_stream_garbage("INVI", 4));
