@@ -1000,6 +1000,12 @@ def test_fqdn_gateway_ipv6only_from_start_explains_ipv4_refusal(env, dns):
         assert call.ok and call.final.reason == "Forbidden (gateway is IPv6Only)", str(call)
         routed(env, "IPv6", transport, MAILBOX).check("IPv6", transport, port=env.service_port)
     assert log_lines(router_of(env), "IPAddressFamily is IPv6Only"), router_of(env).tail(5)
+    # the UM service, called directly from there, says the same
+    call = wait_for(lambda: (lambda c: c if c.final and "IPv6Only" in c.final.reason
+                             else None)(sipp_invite("127.0.0.1", env.service_port, "udp",
+                                                    MAILBOX, (), 403)),
+                    3, 0.1, what="the UM service's 403 naming IPv6Only")
+    assert call.final.reason == "Forbidden (gateway is IPv6Only)", str(call)
 
 
 def test_fqdn_gateway_follows_dns_on_ttl_expiry(env, dns):
