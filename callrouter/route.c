@@ -664,34 +664,6 @@ void route_ack(struct route *r, struct ipc_conn *from,
 	arm_timer(r);
 }
 
-/* 403 to an INVITE from src, which is no gateway's trusted address. When
- * a gateway's name resolves to it in a family its IPAddressFamily
- * excludes (a dual-stack PBX calling over the other family), the log line
- * and the reason say so: that is a setting to change, not an intruder. */
-static void refuse_untrusted(struct route *r, const struct sipmsg *m,
-			     const struct pkt *pk, const char *src,
-			     const char *call_id)
-{
-	const struct dir_gateway *gw =
-		r->tab ? rtab_gateway_excluded(r->tab,
-					       (const struct sockaddr *)&pk->src.remote)
-		       : NULL;
-
-	if (gw) {
-		log_notice("403 to INVITE from %s (%s, Call-ID %s): UM IP gateway %s "
-			   "(%s) resolves to this address, but its IPAddressFamily "
-			   "is %s", src, pkt_name(pk), call_id, gw->name, gw->address,
-			   dir_af_name(gw->af));
-		reply(r, m, pk, 403, gw->af == DIR_AF_IPV4ONLY
-				     ? "Forbidden (gateway is IPv4Only)"
-				     : "Forbidden (gateway is IPv6Only)", NULL);
-		return;
-	}
-	log_notice("403 to INVITE from %s (%s, Call-ID %s): the source is "
-		   "not a UM IP gateway", src, pkt_name(pk), call_id);
-	reply(r, m, pk, 403, "Forbidden (not a UM IP gateway)", NULL);
-}
-
 /* See the header. */
 void route_instance_gone(struct route *r, struct ipc_conn *c)
 {
@@ -779,7 +751,9 @@ static void route_invite(struct route *r, const struct sipmsg *m,
 	if (!gw || gw->status != DIR_GW_ENABLED)
 		netaddr_str((const struct sockaddr *)&pk->src.remote, src, sizeof src);
 	if (!gw) {
-		refuse_untrusted(r, m, pk, src, call_id);
+		log_notice("403 to INVITE from %s (%s, Call-ID %s): the source is "
+			   "not a UM IP gateway", src, pkt_name(pk), call_id);
+		reply(r, m, pk, 403, "Forbidden (not a UM IP gateway)", NULL);
 		return;
 	}
 	if (gw->status != DIR_GW_ENABLED) {

@@ -18,7 +18,6 @@ struct lookup {
 	struct gwres *g;
 	unsigned gen;
 	size_t index;
-	bool excluded;		/* the families IPAddressFamily excludes */
 	char name[256];
 };
 
@@ -43,46 +42,6 @@ static void refresh_cb(uv_timer_t *t)
 	lookup_all(t->data);
 }
 
-/* The first RTAB_MAX_ADDRS answers as socket addresses; returns how many. */
-static size_t to_sockaddrs(const struct resolver_addr *addrs, size_t n,
-			   struct sockaddr_storage *ss)
-{
-	size_t k = 0;
-
-	for (; k < n && k < RTAB_MAX_ADDRS; k++) {
-		memset(&ss[k], 0, sizeof ss[k]);
-		if (addrs[k].family == AF_INET6) {
-			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss[k];
-
-			s6->sin6_family = AF_INET6;
-			s6->sin6_addr = addrs[k].a.v6;
-		} else {
-			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss[k];
-
-			s4->sin_family = AF_INET;
-			s4->sin_addr = addrs[k].a.v4;
-		}
-	}
-	return k;
-}
-
-/* One lookup of the current round answered: after the last one, the next
- * round starts when the shortest TTL runs out. */
-static void round_done(struct gwres *g, struct rtab *t)
-{
-	unsigned s;
-
-	if (--g->outstanding > 0)
-		return;
-	s = g->min_ttl;
-	if (s < GWRES_REFRESH_MIN_S)
-		s = GWRES_REFRESH_MIN_S;
-	if (s > GWRES_REFRESH_MAX_S)
-		s = GWRES_REFRESH_MAX_S;
-	rtab_log_shared_addresses(t);
-	uv_timer_start(&g->timer, refresh_cb, (uint64_t)s * 1000, 0);
-}
-
 static void lookup_done(void *arg, int err, const struct resolver_addr *addrs,
 			size_t n, unsigned ttl_s)
 {
@@ -98,32 +57,34 @@ static void lookup_done(void *arg, int err, const struct resolver_addr *addrs,
 		l->next->prev = l->prev;
 	if (l->gen == g->gen && t && l->index < rtab_gateway_count(t) &&
 	    !strcmp(rtab_gateway(t, l->index)->address, l->name)) {
-		const struct dir_gateway *gw = rtab_gateway(t, l->index);
 		struct sockaddr_storage ss[RTAB_MAX_ADDRS];
-		size_t k = to_sockaddrs(addrs, err ? 0 : n, ss), used = 0;
 		char list[512] = "";
+		size_t k = 0, used = 0;
 
-		for (size_t i = 0; i < k; i++) {
+		for (size_t i = 0; i < n && k < RTAB_MAX_ADDRS; i++, k++) {
+			memset(&ss[k], 0, sizeof ss[k]);
+			if (addrs[i].family == AF_INET6) {
+				struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss[k];
+
+				s6->sin6_family = AF_INET6;
+				s6->sin6_addr = addrs[i].a.v6;
+			} else {
+				struct sockaddr_in *s4 = (struct sockaddr_in *)&ss[k];
+
+				s4->sin_family = AF_INET;
+				s4->sin_addr = addrs[i].a.v4;
+			}
 			used += (size_t)snprintf(list + used,
 				used < sizeof list ? sizeof list - used : 0,
 				"%s%s", i ? " " : "", addrs[i].str);
 			if (used >= sizeof list)
 				used = sizeof list - 1;
 		}
-		if (l->excluded) {
-			/* Never trusted, only to explain a refusal: an error
-			 * means nothing is known there, and it does not
-			 * shorten the refresh. */
-			rtab_set_excluded(t, l->index, ss, k);
-			if (err)
-				ttl_s = GWRES_REFRESH_MAX_S;
-			else
-				log_debug("UM IP gateway %s: %s -> %s, not trusted "
-					  "(IPAddressFamily %s)", gw->name, l->name,
-					  list, dir_af_name(gw->af));
-		} else if (err) {
+		if (err) {
 			/* Keep trusting the last good answer through a DNS
 			 * outage rather than locking the gateway out. */
+			const struct dir_gateway *gw = rtab_gateway(t, l->index);
+
 			if (err == ENOENT)
 				log_warn("UM IP gateway %s: %s has no %s record "
 					 "(IPAddressFamily %s); keeping its previous "
@@ -140,11 +101,20 @@ static void lookup_done(void *arg, int err, const struct resolver_addr *addrs,
 		} else {
 			rtab_set_addrs(t, l->index, ss, k);
 			log_info("UM IP gateway %s: %s -> %s (TTL %u s)",
-				 gw->name, l->name, list, ttl_s);
+				 rtab_gateway(t, l->index)->name, l->name, list, ttl_s);
 		}
 		if (ttl_s < g->min_ttl)
 			g->min_ttl = ttl_s;
-		round_done(g, t);
+		if (--g->outstanding == 0) {
+			unsigned s = g->min_ttl;
+
+			if (s < GWRES_REFRESH_MIN_S)
+				s = GWRES_REFRESH_MIN_S;
+			if (s > GWRES_REFRESH_MAX_S)
+				s = GWRES_REFRESH_MAX_S;
+			rtab_log_shared_addresses(t);
+			uv_timer_start(&g->timer, refresh_cb, (uint64_t)s * 1000, 0);
+		}
 	}
 	free(l);
 }
@@ -197,33 +167,6 @@ void gwres_refresh(struct gwres *g)
 	lookup_all(g);
 }
 
-/* Starts one lookup of gateway i's name in families. */
-static void start_lookup(struct gwres *g, size_t i, const char *name,
-			 unsigned families, bool excluded)
-{
-	struct lookup *l = calloc(1, sizeof *l);
-
-	if (!l)
-		return;
-	l->g = g;
-	l->gen = g->gen;
-	l->index = i;
-	l->excluded = excluded;
-	snprintf(l->name, sizeof l->name, "%s", name);
-	l->next = g->lookups;
-	if (g->lookups)
-		g->lookups->prev = l;
-	g->lookups = l;
-	g->outstanding++;
-	if (resolver_lookup(g->res, name, families, lookup_done, l) != 0) {
-		g->outstanding--;
-		g->lookups = l->next;
-		if (l->next)
-			l->next->prev = NULL;
-		free(l);
-	}
-}
-
 static void lookup_all(struct gwres *g)
 {
 	struct rtab *t = g->table_h(g->table_arg);
@@ -236,21 +179,32 @@ static void lookup_all(struct gwres *g)
 		return;
 	for (size_t i = 0; i < rtab_gateway_count(t); i++) {
 		const struct dir_gateway *gw = rtab_gateway(t, i);
+		struct lookup *l;
+		unsigned fam;
 
 		if (!rtab_gateway_is_fqdn(t, i))
 			continue;
-		switch (gw->af) {
-		case DIR_AF_IPV4ONLY:
-			start_lookup(g, i, gw->address, RESOLVER_V4, false);
-			start_lookup(g, i, gw->address, RESOLVER_V6, true);
-			break;
-		case DIR_AF_IPV6ONLY:
-			start_lookup(g, i, gw->address, RESOLVER_V6, false);
-			start_lookup(g, i, gw->address, RESOLVER_V4, true);
-			break;
-		default:
-			start_lookup(g, i, gw->address, RESOLVER_V4 | RESOLVER_V6, false);
-			break;
+		fam = gw->af == DIR_AF_IPV4ONLY ? RESOLVER_V4
+		      : gw->af == DIR_AF_IPV6ONLY ? RESOLVER_V6
+						  : RESOLVER_V4 | RESOLVER_V6;
+		l = calloc(1, sizeof *l);
+		if (!l)
+			continue;
+		l->g = g;
+		l->gen = g->gen;
+		l->index = i;
+		snprintf(l->name, sizeof l->name, "%s", gw->address);
+		l->next = g->lookups;
+		if (g->lookups)
+			g->lookups->prev = l;
+		g->lookups = l;
+		g->outstanding++;
+		if (resolver_lookup(g->res, gw->address, fam, lookup_done, l) != 0) {
+			g->outstanding--;
+			g->lookups = l->next;
+			if (l->next)
+				l->next->prev = NULL;
+			free(l);
 		}
 	}
 }

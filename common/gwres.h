@@ -1,9 +1,7 @@
 /* gwres.h — keeps the addresses of gateways given by FQDN current in the
  * routing table: looks each one up (A and/or AAAA as its IPAddressFamily
  * allows) through the DNS servers of the directory, and again when the
- * answers' TTL runs out and on every directory change. A gateway limited to
- * one family is also looked up in the other, kept apart as never trusted,
- * so that a refusal can say it was the setting (rtab_gateway_excluded). */
+ * answers' TTL runs out and on every directory change. */
 #ifndef OPENUM_GWRES_H
 #define OPENUM_GWRES_H
 

@@ -20,9 +20,6 @@ struct gw {
 	bool fqdn;
 	struct sockaddr_storage addr[RTAB_MAX_ADDRS];
 	size_t n_addr;
-	/* resolved in a family IPAddressFamily excludes: not trusted */
-	struct sockaddr_storage excl[RTAB_MAX_ADDRS];
-	size_t n_excl;
 };
 
 struct rtab {
@@ -206,39 +203,7 @@ void rtab_set_addrs(struct rtab *t, size_t i, const struct sockaddr_storage *a,
 	}
 }
 
-/* See the header. */
-void rtab_set_excluded(struct rtab *t, size_t i, const struct sockaddr_storage *a,
-		       size_t n)
-{
-	struct gw *w;
-
-	if (i >= t->n_gw)
-		return;
-	w = &t->gw[i];
-	w->n_excl = 0;
-	for (size_t k = 0; k < n && w->n_excl < RTAB_MAX_ADDRS; k++) {
-		if (!family_allowed(w->d.af, a[k].ss_family) &&
-		    (a[k].ss_family == AF_INET || a[k].ss_family == AF_INET6))
-			w->excl[w->n_excl++] = a[k];
-	}
-}
-
-/* See the header. */
-const struct dir_gateway *rtab_gateway_excluded(const struct rtab *t,
-						const struct sockaddr *src)
-{
-	for (size_t i = 0; i < t->n_gw; i++) {
-		for (size_t k = 0; k < t->gw[i].n_excl; k++) {
-			if (netaddr_same_host((const struct sockaddr *)&t->gw[i].excl[k],
-					      src))
-				return &t->gw[i].d;
-		}
-	}
-	return NULL;
-}
-
-/* See the header. Names compare without case, as DNS does. Both the
- * trusted and the excluded answers are sorted again by the new family. */
+/* See the header. Names compare without case, as DNS does. */
 size_t rtab_keep_addrs(struct rtab *t, const struct rtab *old)
 {
 	size_t kept = 0;
@@ -248,17 +213,11 @@ size_t rtab_keep_addrs(struct rtab *t, const struct rtab *old)
 			continue;
 		for (size_t j = 0; j < old->n_gw; j++) {
 			const struct gw *o = &old->gw[j];
-			struct sockaddr_storage all[2 * RTAB_MAX_ADDRS];
-			size_t n = 0;
 
-			if (!o->fqdn || strcasecmp(o->d.address, t->gw[i].d.address))
+			if (!o->fqdn || !o->n_addr ||
+			    strcasecmp(o->d.address, t->gw[i].d.address))
 				continue;
-			for (size_t k = 0; k < o->n_addr; k++)
-				all[n++] = o->addr[k];
-			for (size_t k = 0; k < o->n_excl; k++)
-				all[n++] = o->excl[k];
-			rtab_set_addrs(t, i, all, n);
-			rtab_set_excluded(t, i, all, n);
+			rtab_set_addrs(t, i, o->addr, o->n_addr);
 			kept += t->gw[i].n_addr > 0;
 			break;
 		}

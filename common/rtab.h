@@ -28,15 +28,6 @@ bool rtab_gateway_is_fqdn(const struct rtab *t, size_t i);
  * IPAddressFamily allows are kept). */
 void rtab_set_addrs(struct rtab *t, size_t i, const struct sockaddr_storage *a,
 		    size_t n);
-/* Records what gateway i's name resolves to in the families its
- * IPAddressFamily excludes: never trusted, only to say why a call from
- * there is refused (rtab_gateway_excluded). */
-void rtab_set_excluded(struct rtab *t, size_t i, const struct sockaddr_storage *a,
-		       size_t n);
-/* The gateway whose name resolves to src in a family its IPAddressFamily
- * excludes (a dual-stack PBX calling over the other family), or NULL. */
-const struct dir_gateway *rtab_gateway_excluded(const struct rtab *t,
-						const struct sockaddr *src);
 /* Gives each FQDN gateway of t the addresses old had resolved for the same
  * FQDN (in the families its IPAddressFamily allows now), so that a rebuilt
  * table trusts them until DNS answers again, or through a DNS outage.

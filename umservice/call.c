@@ -859,11 +859,7 @@ static int admit(struct call *c, const sip_t *sip, const struct sockaddr *src,
 
 	gw = t ? rtab_gateway_by_addr(t, src, NULL) : NULL;
 	if (!gw) {
-		/* as the router says it: a setting, not an intruder */
-		gw = t ? rtab_gateway_excluded(t, src) : NULL;
-		*phrase = !gw ? "Forbidden (not a UM IP gateway)"
-			  : gw->af == DIR_AF_IPV4ONLY ? "Forbidden (gateway is IPv4Only)"
-						      : "Forbidden (gateway is IPv6Only)";
+		*phrase = "Forbidden (not a UM IP gateway)";
 		return 403;
 	}
 	if (gw->status != DIR_GW_ENABLED) {
