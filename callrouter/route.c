@@ -664,6 +664,34 @@ void route_ack(struct route *r, struct ipc_conn *from,
 	arm_timer(r);
 }
 
+/* 403 to an INVITE from src, which is no gateway's address. When gateways
+ * given by FQDN exclude the family it came over, the log line names them:
+ * a dual-stack PBX set IPv4Only that calls over IPv6 is refused like a
+ * stranger (its name is never looked up for AAAA), and that is the setting
+ * to check. The peer only learns that it is no gateway. */
+static void refuse_untrusted(struct route *r, const struct sipmsg *m,
+			     const struct pkt *pk, const char *src,
+			     const char *call_id)
+{
+	int fam = pk->src.remote.ss_family;
+	char names[256];
+	size_t n = r->tab ? rtab_fqdn_excluding(r->tab, fam, names, sizeof names) : 0;
+
+	if (n)
+		log_notice("403 to INVITE from %s (%s, Call-ID %s): the source is "
+			   "not a UM IP gateway (%s %s %s %s: the %s addresses of "
+			   "%s are neither looked up nor trusted)", src,
+			   pkt_name(pk), call_id, n > 1 ? "gateways" : "gateway",
+			   names, n > 1 ? "are" : "is",
+			   fam == AF_INET6 ? "IPv4Only" : "IPv6Only",
+			   fam == AF_INET6 ? "IPv6" : "IPv4",
+			   n > 1 ? "their names" : "its name");
+	else
+		log_notice("403 to INVITE from %s (%s, Call-ID %s): the source is "
+			   "not a UM IP gateway", src, pkt_name(pk), call_id);
+	reply(r, m, pk, 403, "Forbidden (not a UM IP gateway)", NULL);
+}
+
 /* See the header. */
 void route_instance_gone(struct route *r, struct ipc_conn *c)
 {
@@ -751,9 +779,7 @@ static void route_invite(struct route *r, const struct sipmsg *m,
 	if (!gw || gw->status != DIR_GW_ENABLED)
 		netaddr_str((const struct sockaddr *)&pk->src.remote, src, sizeof src);
 	if (!gw) {
-		log_notice("403 to INVITE from %s (%s, Call-ID %s): the source is "
-			   "not a UM IP gateway", src, pkt_name(pk), call_id);
-		reply(r, m, pk, 403, "Forbidden (not a UM IP gateway)", NULL);
+		refuse_untrusted(r, m, pk, src, call_id);
 		return;
 	}
 	if (gw->status != DIR_GW_ENABLED) {

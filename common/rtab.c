@@ -203,6 +203,30 @@ void rtab_set_addrs(struct rtab *t, size_t i, const struct sockaddr_storage *a,
 	}
 }
 
+/* See the header. */
+size_t rtab_fqdn_excluding(const struct rtab *t, int family, char *out,
+			   size_t len)
+{
+	size_t n = 0, used = 0;
+
+	if (len)
+		out[0] = '\0';
+	for (size_t i = 0; i < t->n_gw; i++) {
+		const struct gw *w = &t->gw[i];
+		int k;
+
+		if (!w->fqdn || family_allowed(w->d.af, family))
+			continue;
+		if (used < len) {
+			k = snprintf(out + used, len - used, "%s%s (%s)", n ? ", " : "",
+				     w->d.name, w->d.address);
+			used = k < 0 ? len : used + (size_t)k;
+		}
+		n++;
+	}
+	return n;
+}
+
 /* See the header. Names compare without case, as DNS does. */
 size_t rtab_keep_addrs(struct rtab *t, const struct rtab *old)
 {

@@ -28,6 +28,13 @@ bool rtab_gateway_is_fqdn(const struct rtab *t, size_t i);
  * IPAddressFamily allows are kept). */
 void rtab_set_addrs(struct rtab *t, size_t i, const struct sockaddr_storage *a,
 		    size_t n);
+/* The gateways given by FQDN whose IPAddressFamily excludes family
+ * (AF_INET, AF_INET6), as "name (fqdn)" joined by ", " into out (cut to
+ * len); returns how many there are. Their names are never looked up in
+ * that family, so a call from one of them over it is refused like any
+ * stranger's: this lets the log line say what setting to check. */
+size_t rtab_fqdn_excluding(const struct rtab *t, int family, char *out,
+			   size_t len);
 /* Gives each FQDN gateway of t the addresses old had resolved for the same
  * FQDN (in the families its IPAddressFamily allows now), so that a rebuilt
  * table trusts them until DNS answers again, or through a DNS outage.

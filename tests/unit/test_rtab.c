@@ -112,6 +112,18 @@ int test_rtab_gateway_family(void)
 	rtab_set_addrs(t, gw_index(t, "v6name"), answer, 2);
 	UT_ASSERT_STR(from(t, "198.51.100.7"), "v4name");
 	UT_ASSERT_STR(from(t, "2001:db8::7"), "v6name");
+	/* which names a refusal over each family should point at: never
+	 * looked up in it; the literals are not names */
+	{
+		char names[64], tiny[8];
+
+		UT_ASSERT_INT(rtab_fqdn_excluding(t, AF_INET6, names, sizeof names), 1);
+		UT_ASSERT_STR(names, "v4name (pbx4.example.test)");
+		UT_ASSERT_INT(rtab_fqdn_excluding(t, AF_INET, names, sizeof names), 1);
+		UT_ASSERT_STR(names, "v6name (pbx6.example.test)");
+		UT_ASSERT_INT(rtab_fqdn_excluding(t, AF_INET, tiny, sizeof tiny), 1);
+		UT_ASSERT_STR(tiny, "v6name ");
+	}
 	/* a new answer replaces the old one */
 	rtab_set_addrs(t, gw_index(t, "v4name"), answer + 1, 1);
 	UT_ASSERT_STR(from(t, "198.51.100.7"), "");
