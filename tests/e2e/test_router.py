@@ -1810,14 +1810,9 @@ def test_silent_instance_times_out_to_the_next(env):
     fakes = [silent, acker]
 
     def call(expect):
-        with RawSip("127.0.0.1", env.router_port, "udp") as c:
-            t = time.monotonic()
-            c.request("INVITE", ruri=f"sip:{MAILBOX}@{c.remote}",
-                      body=sdp_offer("127.0.0.1", 40000))
-            r = c.recv_response(3.0)
-            took = time.monotonic() - t
-            assert r is not None and r.status == expect, r and r.raw
-            return r, took
+        r, took = _timed_invite(env)
+        assert r is not None and r.status == expect, r and r.raw
+        return r, took
 
     try:
         # one call meets the silent instance, waits ~200 ms, goes on; then

@@ -3,10 +3,10 @@
  * literal and resolved answers, an enabled gateway wins a shared address)
  * and how a rebuilt snapshot keeps what DNS answered for the old one. */
 #include "common/directory.h"
+#include "common/netaddr.h"
 #include "common/rtab.h"
 #include "tests/unit/unit.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -14,18 +14,12 @@
 int test_rtab_gateway_family(void);
 int test_rtab_keep_addrs(void);
 
+/* The address literal s (the tests only pass valid ones). */
 static struct sockaddr_storage sa(const char *s)
 {
 	struct sockaddr_storage ss;
 
-	memset(&ss, 0, sizeof ss);
-	if (strchr(s, ':')) {
-		ss.ss_family = AF_INET6;
-		inet_pton(AF_INET6, s, &((struct sockaddr_in6 *)&ss)->sin6_addr);
-	} else {
-		ss.ss_family = AF_INET;
-		inet_pton(AF_INET, s, &((struct sockaddr_in *)&ss)->sin_addr);
-	}
+	netaddr_literal(s, &ss);
 	return ss;
 }
 
