@@ -988,10 +988,20 @@ struct rtab *route_table(const struct route *r)
 	return r->tab;
 }
 
+/* A TCP peer is a gateway's when its address is any UM IP gateway's
+ * (enabled or not: a disabled one is still answered, with 503). */
+static bool peer_trusted(void *arg, const struct sockaddr *peer)
+{
+	struct route *r = arg;
+
+	return r->tab && rtab_gateway_by_addr(r->tab, peer, NULL);
+}
+
 /* Sets the sockets responses go out on. */
 void route_set_net(struct route *r, struct sipnet *net)
 {
 	r->net = net;
+	sipnet_set_trust(net, peer_trusted, r);
 }
 
 /* Sets the protocol log. */

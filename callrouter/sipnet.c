@@ -20,12 +20,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define BATCH 32
 #define BATCHES_PER_WAKE 8	/* then let IPC and timers have a turn */
 #define UDP_RCVBUF (4 * 1024 * 1024)
-#define CONN_MAX 4096
+#define CONN_MAX 4096		/* fewer when descriptors are fewer */
+#define CONN_FD_RESERVE 64	/* descriptors kept for everything else */
+#define STRANGER_IDLE_MS 10000	/* see sipnet_set_trust */
+#define SWEEP_MS 2000
 #define CONN_BUF_MAX (2 * SIPMSG_MAX)
 #define CONN_WRITE_MAX (4 * 1024 * 1024)
 #define OUTQ 64			/* UDP responses per sendmmsg */
@@ -61,8 +65,11 @@ struct sipnet {
 	sipnet_msg_h *h;
 	void *arg;
 	struct fam fam[2];
-	struct sipnet_conn *conns;
-	size_t n_conns, refused;
+	struct sipnet_conn *conns;	/* newest first */
+	size_t n_conns, refused, conn_max;
+	sipnet_trust_h *trust;
+	void *trust_arg;
+	uv_timer_t *sweep;		/* closes strangers' idle connections */
 	char *rbuf;			/* BATCH datagrams */
 	/* Responses written in a loop turn go out at the start of the next
 	 * (an idle handle: the loop does not sleep in between), many per
@@ -84,6 +91,8 @@ struct sipnet_conn {
 	bool is_dirty;
 	unsigned refs;			/* the handle counts as one */
 	bool closing;
+	bool trusted;			/* from a UM IP gateway's address */
+	uint64_t last_ms;		/* when it last sent something */
 };
 
 static int fam_index(int af)
@@ -262,8 +271,32 @@ static void conn_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 		conn_close(c);
 		return;
 	}
+	if (c->s)
+		c->last_ms = uv_now(c->s->uv);
 	c->used += (size_t)n;
 	conn_process(c);
+}
+
+/* At the connection limit, a gateway's new connection takes the place of
+ * the oldest one from an address that is no gateway's; false if there is
+ * none to close. */
+static bool evict_stranger(struct sipnet *s, const struct sipnet_conn *newc)
+{
+	struct sipnet_conn *old = NULL;
+	char who[NETADDR_STRLEN], gw[NETADDR_STRLEN];
+
+	for (struct sipnet_conn *c = s->conns; c; c = c->next) {
+		if (c != newc && !c->trusted && c->refs == 1)
+			old = c;
+	}
+	if (!old)
+		return false;
+	log_warn("%zu TCP connections: closing the oldest from an address that is "
+		 "no UM IP gateway's (%s) to make room for gateway %s", s->conn_max,
+		 netaddr_str((struct sockaddr *)&old->src.remote, who, sizeof who),
+		 netaddr_str((struct sockaddr *)&newc->src.remote, gw, sizeof gw));
+	conn_close(old);
+	return true;
 }
 
 static void listener_cb(uv_stream_t *server, int status)
@@ -294,15 +327,18 @@ static void listener_cb(uv_stream_t *server, int status)
 	len = sizeof c->src.remote;
 	uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->src.remote, &len);
 	c->src.family = c->src.local.ss_family;
+	c->trusted = !s->trust ||
+		     s->trust(s->trust_arg, (const struct sockaddr *)&c->src.remote);
+	c->last_ms = uv_now(s->uv);
 	c->next = s->conns;
 	if (s->conns)
 		s->conns->prev = c;
 	s->conns = c;
 	s->n_conns++;
-	if (s->n_conns > CONN_MAX) {
+	if (s->n_conns > s->conn_max && !(c->trusted && evict_stranger(s, c))) {
 		if (s->refused++ % 1000 == 0)
-			log_warn("more than %d TCP connections: refusing new ones "
-				 "(%zu so far)", CONN_MAX, s->refused);
+			log_warn("more than %zu TCP connections: refusing new ones "
+				 "(%zu so far)", s->conn_max, s->refused);
 		conn_close(c);
 		return;
 	}
@@ -808,10 +844,47 @@ size_t sipnet_endpoints(const struct sipnet *s, struct sipl_endpoint *eps,
 	return n;
 }
 
+/* Closes the connections from strangers that have been silent too long. */
+static void sweep_cb(uv_timer_t *t)
+{
+	struct sipnet *s = t->data;
+	uint64_t now = uv_now(s->uv);
+	char who[NETADDR_STRLEN] = "";
+	unsigned n = 0;
+
+	for (struct sipnet_conn *c = s->conns, *next; c; c = next) {
+		next = c->next;
+		if (c->trusted || c->refs > 1 || now - c->last_ms < STRANGER_IDLE_MS)
+			continue;
+		/* asked again: a gateway's name may have resolved since */
+		if (s->trust(s->trust_arg, (const struct sockaddr *)&c->src.remote)) {
+			c->trusted = true;
+			continue;
+		}
+		if (!n++)
+			netaddr_str((struct sockaddr *)&c->src.remote, who, sizeof who);
+		conn_close(c);
+	}
+	if (n)
+		log_info("closed %u TCP connection%s from addresses that are no UM IP "
+			 "gateway's (%s%s), silent for %d s", n, n == 1 ? "" : "s",
+			 who, n > 1 ? " and others" : "", STRANGER_IDLE_MS / 1000);
+}
+
+/* See the header. */
+void sipnet_set_trust(struct sipnet *s, sipnet_trust_h *h, void *arg)
+{
+	s->trust = h;
+	s->trust_arg = arg;
+	if (h && !uv_is_active((uv_handle_t *)s->sweep))
+		uv_timer_start(s->sweep, sweep_cb, SWEEP_MS, SWEEP_MS);
+}
+
 /* See the header. */
 int sipnet_alloc(struct sipnet **out, uv_loop_t *uv, sipnet_msg_h *h, void *arg)
 {
 	struct sipnet *s = calloc(1, sizeof *s);
+	struct rlimit rl;
 
 	if (!s)
 		return ENOMEM;
@@ -819,16 +892,29 @@ int sipnet_alloc(struct sipnet **out, uv_loop_t *uv, sipnet_msg_h *h, void *arg)
 	s->fam[0].q.bytes = malloc(OUTQ_BYTES);
 	s->fam[1].q.bytes = malloc(OUTQ_BYTES);
 	s->flush = calloc(1, sizeof *s->flush);
-	if (!s->rbuf || !s->fam[0].q.bytes || !s->fam[1].q.bytes || !s->flush) {
+	s->sweep = calloc(1, sizeof *s->sweep);
+	if (!s->rbuf || !s->fam[0].q.bytes || !s->fam[1].q.bytes || !s->flush ||
+	    !s->sweep) {
 		free(s->rbuf);
 		free(s->fam[0].q.bytes);
 		free(s->fam[1].q.bytes);
 		free(s->flush);
+		free(s->sweep);
 		free(s);
 		return ENOMEM;
 	}
 	uv_idle_init(uv, s->flush);
 	s->flush->data = s;
+	uv_timer_init(uv, s->sweep);
+	uv_unref((uv_handle_t *)s->sweep);
+	s->sweep->data = s;
+	/* Past the descriptors there are, accept() fails for gateways and
+	 * strangers alike: the limit must be reached first. */
+	s->conn_max = CONN_MAX;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur < CONN_MAX + 2 * CONN_FD_RESERVE)
+		s->conn_max = rl.rlim_cur > 2 * CONN_FD_RESERVE
+				      ? rl.rlim_cur - CONN_FD_RESERVE : CONN_FD_RESERVE;
 	s->uv = uv;
 	s->h = h;
 	s->arg = arg;
@@ -850,6 +936,7 @@ void sipnet_free(struct sipnet *s)
 		conn_close(c);
 	}
 	uv_close((uv_handle_t *)s->flush, handle_freed);
+	uv_close((uv_handle_t *)s->sweep, handle_freed);
 	free(s->rbuf);
 	free(s->fam[0].q.bytes);
 	free(s->fam[1].q.bytes);

@@ -53,6 +53,14 @@ void sipnet_conn_unref(struct sipnet_conn *c);
  * Returns how many there are (more than max: only max written). */
 size_t sipnet_endpoints(const struct sipnet *s, struct sipl_endpoint *eps,
 			size_t max);
+/* Whether a TCP peer's address is a UM IP gateway's, asked once when it
+ * connects. Connections from other addresses give way first: one that has
+ * sent nothing for 10 s is closed, and at the connection limit (4096, or
+ * the descriptors the process may open less 64) a gateway's new connection
+ * closes the oldest of them instead of being refused. Without a hook every
+ * peer counts as a gateway. */
+typedef bool (sipnet_trust_h)(void *arg, const struct sockaddr *peer);
+void sipnet_set_trust(struct sipnet *s, sipnet_trust_h *h, void *arg);
 /* Closes everything; connections still referenced are freed on release. */
 void sipnet_free(struct sipnet *s);
 

@@ -875,6 +875,91 @@ def test_untrusted_ipv6_source_403(env, transport):
 # (4) gateway Status
 
 
+def _tcp_from(src, port, n):
+    """n idle TCP connections to the router's IPv4 port from address src."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(s)
+            s.bind((src, 0))
+            s.connect(("127.0.0.1", port))
+    except Exception:
+        for s in socks:
+            s.close()
+        raise
+    return socks
+
+
+def _closed_by_router(s, within):
+    """Whether the router closes connection s within `within` seconds."""
+    s.settimeout(within)
+    try:
+        return s.recv(1) == b""
+    except socket.timeout:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def _invite_302(c):
+    """An INVITE on RawSip c: the final response must be a 302."""
+    c.request("INVITE", ruri=f"sip:{MAILBOX}@{c.remote}",
+              body=sdp_offer("127.0.0.1", 40000))
+    r = c.recv_response(3.0)
+    assert r and r.status == 302, r and r.raw
+    return r
+
+
+def test_strangers_idle_tcp_connections_closed(running):
+    """(1) A TCP connection from an address that is no UM IP gateway's and
+    that sends nothing is closed after ~10 s, with a log line naming it; a
+    gateway's idle connection stays open and still routes."""
+    env = running
+    router = router_of(env)
+    with RawSip("127.0.0.1", env.router_port, "tcp") as gw:
+        stranger, = _tcp_from("127.0.0.2", env.router_port, 1)
+        with stranger:
+            where = hostport(*stranger.getsockname()[:2])
+            assert not _closed_by_router(stranger, 8.0), "closed before 10 s of silence"
+            assert _closed_by_router(stranger, 6.0), "a stranger's silent connection stayed open"
+        lines = wait_for(lambda: log_lines(router, f"no UM IP gateway's ({where}"), 2,
+                         what="a log line naming the closed connection")
+        assert "silent for 10 s" in lines[0], lines
+        _invite_302(gw)
+
+
+def test_gateway_gets_room_when_strangers_hold_every_connection(env):
+    """(1) Strangers holding every TCP connection the router allows do not
+    lock a gateway out: the limit follows the descriptors the process may
+    open (256 here: 192 connections), a stranger beyond it is refused, and
+    a gateway's connection closes the oldest stranger's instead, which the
+    log names; the gateway's INVITE is routed."""
+    wrap = env.wrap
+    env.wrap = lambda argv: ["prlimit", "--nofile=256:256", *wrap(argv)]
+    env.start_router()
+    env.wrap = wrap
+    env.start_service()
+    router = router_of(env)
+    socks = _tcp_from("127.0.0.2", env.router_port, 192)
+    try:
+        extra, = _tcp_from("127.0.0.2", env.router_port, 1)
+        socks.append(extra)
+        assert _closed_by_router(extra, 3.0), "a stranger beyond the limit was let in"
+        assert not _closed_by_router(socks[0], 0.5), "a stranger was closed below the limit"
+        oldest = hostport(*socks[0].getsockname()[:2])
+        with RawSip("127.0.0.1", env.router_port, "tcp") as gw:
+            _invite_302(gw)
+            assert _closed_by_router(socks[0], 2.0), "the oldest stranger kept its connection"
+            assert not _closed_by_router(socks[1], 0.3), "more than one stranger was closed"
+            lines = wait_for(lambda: log_lines(router, "to make room for gateway 127.0.0.1"),
+                             2, what="a log line about the closed connection")
+            assert len(lines) == 1 and f"({oldest})" in lines[0], lines
+    finally:
+        for s in socks:
+            s.close()
+
+
 @pytest.mark.parametrize("family,transport", COMBOS, ids=COMBO_IDS)
 def test_gateway_status_live(running, family, transport):
     """A gateway set Disabled or NoNewCalls gets 503 for new calls (with
