@@ -876,7 +876,9 @@ void sipnet_set_trust(struct sipnet *s, sipnet_trust_h *h, void *arg)
 {
 	s->trust = h;
 	s->trust_arg = arg;
-	if (h && !uv_is_active((uv_handle_t *)s->sweep))
+	if (!h)
+		uv_timer_stop(s->sweep);
+	else if (!uv_is_active((uv_handle_t *)s->sweep))
 		uv_timer_start(s->sweep, sweep_cb, SWEEP_MS, SWEEP_MS);
 }
 
@@ -912,7 +914,7 @@ int sipnet_alloc(struct sipnet **out, uv_loop_t *uv, sipnet_msg_h *h, void *arg)
 	 * strangers alike: the limit must be reached first. */
 	s->conn_max = CONN_MAX;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-	    rl.rlim_cur < CONN_MAX + 2 * CONN_FD_RESERVE)
+	    rl.rlim_cur < CONN_MAX + CONN_FD_RESERVE)
 		s->conn_max = rl.rlim_cur > 2 * CONN_FD_RESERVE
 				      ? rl.rlim_cur - CONN_FD_RESERVE : CONN_FD_RESERVE;
 	s->uv = uv;
