@@ -902,11 +902,16 @@ def _closed_by_router(s, within):
         return True
 
 
-def _invite_302(c):
-    """An INVITE on RawSip c: the final response must be a 302."""
+def _invite(c, timeout=3.0):
+    """An INVITE to the mailbox on RawSip c: its final response, or None."""
     c.request("INVITE", ruri=f"sip:{MAILBOX}@{c.remote}",
               body=sdp_offer("127.0.0.1", 40000))
-    r = c.recv_response(3.0)
+    return c.recv_response(timeout)
+
+
+def _invite_302(c):
+    """An INVITE on RawSip c: the final response must be a 302."""
+    r = _invite(c)
     assert r and r.status == 302, r and r.raw
     return r
 
@@ -1769,9 +1774,7 @@ def _timed_invite(env):
     """One INVITE from a raw UDP client: (final response, seconds)."""
     with RawSip("127.0.0.1", env.router_port, "udp") as c:
         t = time.monotonic()
-        c.request("INVITE", ruri=f"sip:{MAILBOX}@{c.remote}",
-                  body=sdp_offer("127.0.0.1", 40000))
-        r = c.recv_response(3.0)
+        r = _invite(c)
         return r, time.monotonic() - t
 
 
