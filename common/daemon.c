@@ -190,6 +190,7 @@ struct daemon_signals {
 	daemon_reload_h *reloadh;
 	void *arg;
 	bool stopping;
+	uint64_t stop_ns;		/* when the first stop signal came */
 	int open_handles;
 };
 
@@ -211,10 +212,22 @@ static void on_signal(uv_signal_t *h, int signum)
 		return;
 	}
 	if (s->stopping) {
+		/* Ctrl-C in a terminal reaches the whole foreground group: the
+		 * daemon and a wrapper (scripts/run.sh) that forwards it as
+		 * SIGTERM a moment later. That is the same request; only a
+		 * signal after DAEMON_REPEAT_MS means "stop now", and cutting a
+		 * clean stop short could lose a message still being written. */
+		if (uv_hrtime() - s->stop_ns < (uint64_t)DAEMON_REPEAT_MS * 1000000) {
+			log_info("%s while stopping: already stopping (another "
+				 "after %d ms exits at once)", strsignal(signum),
+				 DAEMON_REPEAT_MS);
+			return;
+		}
 		log_warn("second %s: exiting now", strsignal(signum));
 		_exit(1);
 	}
 	s->stopping = true;
+	s->stop_ns = uv_hrtime();
 	/* The grace timer is unreferenced: it bounds the stop without keeping
 	 * the loop alive on its own. */
 	uv_timer_start(&s->grace, grace_expired, DAEMON_STOP_GRACE_MS, 0);
@@ -255,7 +268,10 @@ static void signals_closed(uv_handle_t *h)
 }
 
 /* Stops watching signals; the grace timer goes too, so the caller should
- * be past anything that could hang. */
+ * be past anything that could hang. Closing the handles gives the signals
+ * back their default action, and a stop signal that comes now (a wrapper
+ * forwarding the Ctrl-C the daemon already got) would kill a process that
+ * is milliseconds from a clean exit: it is ignored instead. */
 void daemon_signals_close(struct daemon_signals *s)
 {
 	if (!s)
@@ -264,6 +280,9 @@ void daemon_signals_close(struct daemon_signals *s)
 	for (int i = 0; i < 3; i++)
 		uv_close((uv_handle_t *)&s->sig[i], signals_closed);
 	uv_close((uv_handle_t *)&s->grace, signals_closed);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
 }
 
 /* IPv4Only: IPv4 sockets; IPv6Only: IPv6 sockets; Any: both, each on its

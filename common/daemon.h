@@ -37,13 +37,15 @@ unsigned long long daemon_now_ms(void);
 
 
 /* Signals of a running daemon: SIGINT/SIGTERM call stop_h once and arm a
- * grace timer that ends the process if the stop hangs; SIGHUP calls
- * reload_h. */
+ * grace timer that ends the process if the stop hangs; another within
+ * DAEMON_REPEAT_MS is the same request (a terminal's Ctrl-C and a wrapper
+ * forwarding it), a later one exits at once; SIGHUP calls reload_h. */
 struct loop;
 struct daemon_signals;
 typedef void (daemon_stop_h)(void *arg, const char *why);
 typedef void (daemon_reload_h)(void *arg);
 #define DAEMON_STOP_GRACE_MS 3000
+#define DAEMON_REPEAT_MS 1000
 int daemon_signals_start(struct daemon_signals **out, struct loop *loop,
 			 daemon_stop_h *stoph, daemon_reload_h *reloadh,
 			 void *arg);

@@ -458,6 +458,36 @@ def test_signal_stops_cleanly(running, sig):
     assert env.umctl("status").rc == 3
 
 
+def test_ctrl_c_forwarded_by_a_wrapper_still_stops_cleanly(running):
+    """Ctrl-C in a terminal signals the whole foreground group: `make run`'s
+    scripts/run.sh and both daemons get SIGINT, and run.sh forwards it as
+    SIGTERM a moment later. That is the same request: both daemons finish
+    their clean stop (exit 0, "stopped") instead of exiting at once as a
+    deliberate second Ctrl-C makes them (which could cut short a message
+    still being written), and a signal that comes once their handlers are
+    gone does not kill them either."""
+    env = running
+    for d in env.daemons:
+        # stopped, it gets both at the same moment when it runs again
+        d.send_signal(signal.SIGSTOP)
+        d.send_signal(signal.SIGINT)
+        d.send_signal(signal.SIGTERM)
+        d.send_signal(signal.SIGCONT)
+    end = time.monotonic() + 0.5
+    while time.monotonic() < end and any(d.alive() for d in env.daemons):
+        for d in env.daemons:
+            d.send_signal(signal.SIGTERM)
+        time.sleep(0.001)
+    for d in env.daemons:
+        rc = d.wait(3.0)
+        assert rc is not None, f"{d.name} did not exit within 3 s"
+        log = d.log()
+        assert "exiting now" not in log, f"{d.name} took the forwarded SIGTERM as a " \
+                                         f"second Ctrl-C:\n{d.tail(5)}"
+        assert rc == 0, f"{d.name} exit {rc}:\n{d.tail(5)}"
+        assert "stopped" in log.splitlines()[-1], d.tail(5)
+
+
 def test_sighup_reloads_directory(running):
     env = running
     router, service = env.daemons
