@@ -10,6 +10,7 @@
 #include "callrouter/sipnet.h"
 #include "callrouter/siptcp.h"
 #include "common/log.h"
+#include "common/loop.h"
 #include "common/netaddr.h"
 #include "common/sipl.h"
 
@@ -271,11 +272,6 @@ int sipnet_send(struct sipnet *s, const struct sipnet_src *src,
 
 /* --- opening and closing ---------------------------------------------------- */
 
-static void handle_freed(uv_handle_t *h)
-{
-	free(h);
-}
-
 static void close_family(struct sipnet *s, int fi, bool quiet)
 {
 	struct fam *f = &s->fam[fi];
@@ -285,7 +281,7 @@ static void close_family(struct sipnet *s, int fi, bool quiet)
 		udp_flush(s, fi);
 	if (f->poll) {
 		uv_poll_stop(f->poll);
-		uv_close((uv_handle_t *)f->poll, handle_freed);
+		uv_close((uv_handle_t *)f->poll, loop_close_free);
 		f->poll = NULL;
 	}
 	if (f->fd >= 0) {
@@ -513,7 +509,7 @@ void sipnet_free(struct sipnet *s)
 	s->tcp = NULL;
 	close_family(s, 0, true);
 	close_family(s, 1, true);
-	uv_close((uv_handle_t *)s->flush, handle_freed);
+	uv_close((uv_handle_t *)s->flush, loop_close_free);
 	free(s->rbuf);
 	free(s->fam[0].q.bytes);
 	free(s->fam[1].q.bytes);

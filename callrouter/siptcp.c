@@ -11,6 +11,7 @@
 #include "callrouter/sipmsg.h"
 #include "common/growbuf.h"
 #include "common/log.h"
+#include "common/loop.h"
 #include "common/netaddr.h"
 
 #include <errno.h>
@@ -389,11 +390,6 @@ int siptcp_send(struct siptcp *t, struct sipnet_conn *c, const char *buf,
 	return 0;
 }
 
-static void handle_freed(uv_handle_t *h)
-{
-	free(h);
-}
-
 /* See the header. */
 int siptcp_listen(struct siptcp *t, const struct sockaddr *addr)
 {
@@ -413,7 +409,7 @@ int siptcp_listen(struct siptcp *t, const struct sockaddr *addr)
 	l->data = t;
 	if ((err = uv_tcp_bind(l, addr, fi ? UV_TCP_IPV6ONLY : 0)) != 0 ||
 	    (err = uv_listen((uv_stream_t *)l, 511, listener_cb)) != 0) {
-		uv_close((uv_handle_t *)l, handle_freed);
+		uv_close((uv_handle_t *)l, loop_close_free);
 		return -err;
 	}
 	t->listener[fi] = l;
@@ -427,7 +423,7 @@ bool siptcp_close(struct siptcp *t, int family)
 	bool was = t->listener[fi] != NULL;
 
 	if (was) {
-		uv_close((uv_handle_t *)t->listener[fi], handle_freed);
+		uv_close((uv_handle_t *)t->listener[fi], loop_close_free);
 		t->listener[fi] = NULL;
 	}
 	for (struct sipnet_conn *c = t->conns, *next; c; c = next) {
@@ -520,7 +516,7 @@ void siptcp_free(struct siptcp *t)
 	flush_cb(t->flush);
 	siptcp_close(t, AF_INET);
 	siptcp_close(t, AF_INET6);
-	uv_close((uv_handle_t *)t->flush, handle_freed);
-	uv_close((uv_handle_t *)t->sweep, handle_freed);
+	uv_close((uv_handle_t *)t->flush, loop_close_free);
+	uv_close((uv_handle_t *)t->sweep, loop_close_free);
 	free(t);
 }

@@ -6,6 +6,7 @@
 #include "common/ipc.h"
 #include "common/growbuf.h"
 #include "common/log.h"
+#include "common/loop.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -708,11 +709,6 @@ static void server_on_close(uv_handle_t *h)
 	free(s);
 }
 
-static void drop_on_close(uv_handle_t *h)
-{
-	free(h);
-}
-
 static void server_on_connection(uv_stream_t *server, int status)
 {
 	struct ipc_server *s = server->data;
@@ -737,7 +733,7 @@ static void server_on_connection(uv_stream_t *server, int status)
 	if (uv_accept(server, (uv_stream_t *)drop) == 0)
 		log_warn("IPC connection on %s not taken by its owner; dropped",
 			 s->path);
-	uv_close((uv_handle_t *)drop, drop_on_close);
+	uv_close((uv_handle_t *)drop, loop_close_free);
 }
 
 /* Listens on the Unix socket path for IPC peers; accepth is called for each

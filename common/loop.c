@@ -280,3 +280,9 @@ void loop_free(struct loop *l)
 		su_root_destroy(l->root);
 	free(l);
 }
+
+/* See the header. */
+void loop_close_free(uv_handle_t *h)
+{
+	free(h);
+}

@@ -24,5 +24,7 @@ void loop_stop(struct loop *l);
 /* Lets libuv finish pending close callbacks, then frees everything. Every
  * libuv handle must have been closed by its owner before. */
 void loop_free(struct loop *l);
+/* A uv_close callback for a handle allocated on its own: frees it. */
+void loop_close_free(uv_handle_t *h);
 
 #endif
