@@ -20,6 +20,15 @@ PKGS_IPC    = libprotobuf-c
 PKGS_DIR    = sqlite3 libcrypto
 PKGS_AUDIO  = speexdsp espeak-ng
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS_SIP) $(PKGS_IPC) $(PKGS_DIR) $(PKGS_AUDIO) 2>/dev/null)
+# This is read when make starts. `make run` and `make test` install what is
+# missing first and then build in a second make, which reads it again; any
+# other build without the packages stops here with what to do, not with a
+# missing header.
+ifneq ($(.SHELLSTATUS),0)
+ifneq ($(filter-out deps test-deps run test test-matrix clean distclean,$(or $(MAKECMDGOALS),all)),)
+$(error development packages missing (pkg-config --cflags $(PKGS_SIP) $(PKGS_IPC) $(PKGS_DIR) $(PKGS_AUDIO) failed): run `make deps`, or `make run` / `make test`, which install them)
+endif
+endif
 
 WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla \
            -Wno-unused-parameter
@@ -93,7 +102,9 @@ $(BUILD)/unit-tests: $(call obj,$(UNIT_SRC) $(UNIT_EXTRA) $(COMMON_ALL) $(PROTO_
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_ALL)
 
 # Both services in the foreground on the state directory var/; Ctrl-C stops both.
-run: deps all
+run:
+	@scripts/deps.sh
+	@$(MAKE) --no-print-directory all
 	@scripts/run.sh $(BUILD) $(STATE)
 
 unit: $(BUILD)/unit-tests
@@ -104,14 +115,18 @@ e2e: all
 
 # The README's test command: unit tests, then the process tests against the
 # real daemons and real SIP peers; one summary line at the end.
-test: test-deps all
+test:
+	@scripts/deps.sh test
+	@$(MAKE) --no-print-directory all
 	@scripts/test.sh $(BUILD) $(PYTHON)
 
 # The whole IPAddressFamily matrix (issue 6): 243 cells, router x UM service
 # x gateway family x gateway host x gateway Address, in network namespaces
 # (needs root); `make test` runs a representative subset of it.
 .PHONY: test-matrix
-test-matrix: test-deps all
+test-matrix:
+	@scripts/deps.sh test
+	@$(MAKE) --no-print-directory all
 	OPENUM_BUILD=$(BUILD) OPENUM_MATRIX=full $(PYTHON) -m pytest -q -p no:cacheprovider \
 	  tests/e2e/test_matrix.py
 
