@@ -20,12 +20,14 @@ PKGS_IPC    = libprotobuf-c
 PKGS_DIR    = sqlite3 libcrypto
 PKGS_AUDIO  = speexdsp espeak-ng
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS_SIP) $(PKGS_IPC) $(PKGS_DIR) $(PKGS_AUDIO) 2>/dev/null)
-# This is read when make starts. `make run` and `make test` install what is
-# missing first and then build in a second make, which reads it again; any
-# other build without the packages stops here with what to do, not with a
-# missing header.
+# This is read when make starts. The goals that install what is missing
+# (run, test, test-matrix, fuzz, bench*) do that first and then build in a
+# second make, which reads it again; any other build without the packages
+# stops here with what to do, not with a missing header.
+DEPS_FIRST = deps test-deps run test test-matrix fuzz bench bench-router \
+             bench-deposit bench-outbound clean distclean
 ifneq ($(.SHELLSTATUS),0)
-ifneq ($(filter-out deps test-deps run test test-matrix clean distclean,$(or $(MAKECMDGOALS),all)),)
+ifneq ($(filter-out $(DEPS_FIRST),$(or $(MAKECMDGOALS),all)),)
 $(error development packages missing (pkg-config --cflags $(PKGS_SIP) $(PKGS_IPC) $(PKGS_DIR) $(PKGS_AUDIO) failed): run `make deps`, or `make run` / `make test`, which install them)
 endif
 endif
@@ -136,7 +138,9 @@ FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -I. -I$(BUILD)/gen $(PKG_CFLAGS) \
               -fsanitize=fuzzer,address,undefined
 FUZZERS = $(BUILD)/fuzz/fuzz_ipc_frame $(BUILD)/fuzz/fuzz_sipuri \
           $(BUILD)/fuzz/fuzz_rtp $(BUILD)/fuzz/fuzz_sdp $(BUILD)/fuzz/fuzz_sipmsg
-fuzz: $(FUZZERS)
+fuzz:
+	@scripts/deps.sh test
+	@$(MAKE) --no-print-directory $(FUZZERS)
 	@for f in $(FUZZERS); do \
 	  n=$$(basename $$f); mkdir -p $(BUILD)/fuzz/corpus-$$n; \
 	  echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
@@ -172,7 +176,9 @@ distclean: clean
 # UDP and TCP, rising rates; ~10 minutes. BENCH_ARGS passes options through
 # (bench/router --help), e.g. make bench-router BENCH_ARGS=--perf
 .PHONY: bench-router
-bench-router: $(BUILD)/umcallrouter $(BUILD)/umservice $(BUILD)/umctl
+bench-router:
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory all
 	bench/router --build $(BUILD) $(BENCH_ARGS)
 
 # Benchmark, not a test (issue 4): N simultaneous voicemail deposits against
@@ -182,7 +188,9 @@ bench-router: $(BUILD)/umcallrouter $(BUILD)/umservice $(BUILD)/umctl
 $(BUILD)/bench/deposit_load: bench/deposit_load.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) -o $@ $< -lm
-bench-deposit: $(BUILD)/umservice $(BUILD)/umctl $(BUILD)/bench/deposit_load
+bench-deposit:
+	@scripts/deps.sh test
+	@$(MAKE) --no-print-directory all $(BUILD)/bench/deposit_load
 	bench/deposit --build $(BUILD) $(BENCH_ARGS)
 
 # Benchmark, not a test (issue 6): time to a connected transport toward a
@@ -195,7 +203,9 @@ OUTBOUND_SRC = bench/outbound.c common/outconn.c common/resolver.c \
 $(BUILD)/bench/outbound: $(call obj,$(OUTBOUND_SRC))
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(call libs,libuv libcares)
-bench-outbound: $(BUILD)/bench/outbound
+bench-outbound:
+	@scripts/deps.sh
+	@$(MAKE) --no-print-directory $(BUILD)/bench/outbound
 	$(BUILD)/bench/outbound $(BENCH_ARGS)
 bench: bench-router bench-deposit bench-outbound
 

@@ -8,7 +8,8 @@ build with none (`fatal error: sofia-sip/su_wait.h`), even though deps.sh had
 just installed the package. The real Makefile runs here in a scratch
 directory with stand-ins for what it calls: a pkg-config that fails until
 scripts/deps.sh has "installed" the packages, a cc that records its
-arguments, and a scripts/test.sh / scripts/run.sh that record that they ran.
+arguments, and scripts/test.sh, scripts/run.sh and bench/router that record
+that they ran. (`make bench-router` installs Kamailio the same way.)
 """
 import os
 import shutil
@@ -43,6 +44,8 @@ def bare(tmp_path):
            f'echo "deps $*" >> "{events}"; touch "{installed}"\n')
     script(tmp_path / "scripts" / "test.sh", f'echo "test.sh" >> "{events}"\n')
     script(tmp_path / "scripts" / "run.sh", f'echo "run.sh" >> "{events}"\n')
+    (tmp_path / "bench").mkdir()
+    script(tmp_path / "bench" / "router", f'echo "bench/router" >> "{events}"\n')
     script(tmp_path / "bin" / "cc",
            f'echo "cc $*" >> "{events}"\n'
            'while [ $# -gt 0 ]; do [ "$1" = -o ] && { mkdir -p "$(dirname "$2")"; '
@@ -64,8 +67,9 @@ def make(tree, env, *args):
 @pytest.mark.parametrize("goal,deps,then,jobs",
                          [("test", "deps test", "test.sh", []),
                           ("run", "deps", "run.sh", []),
-                          ("test", "deps test", "test.sh", ["-j2"])],
-                         ids=["test", "run", "test-j2"])
+                          ("test", "deps test", "test.sh", ["-j2"]),
+                          ("bench-router", "deps bench", "bench/router", [])],
+                         ids=["test", "run", "test-j2", "bench-router"])
 def test_readme_commands_install_then_build_with_the_new_flags(bare, goal, deps,
                                                                 then, jobs):
     tree, env, events = bare
