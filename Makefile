@@ -26,6 +26,12 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS_SIP) $(PKGS_IPC) $(PKGS_DIR) $(
 # stops here with what to do, not with a missing header.
 DEPS_FIRST = deps test-deps run test test-matrix fuzz bench bench-router \
              bench-deposit bench-outbound clean distclean
+# The first two lines of those goals: install (scripts/deps.sh $(1)), then
+# build $(2) in a second make.
+define deps_then_make
+@scripts/deps.sh $(1)
++@$(MAKE) --no-print-directory $(2)
+endef
 ifneq ($(.SHELLSTATUS),0)
 ifneq ($(filter-out $(DEPS_FIRST),$(or $(MAKECMDGOALS),all)),)
 $(error development packages missing (pkg-config --cflags $(PKGS_SIP) $(PKGS_IPC) $(PKGS_DIR) $(PKGS_AUDIO) failed): run `make deps`, or `make run` / `make test`, which install them)
@@ -105,8 +111,7 @@ $(BUILD)/unit-tests: $(call obj,$(UNIT_SRC) $(UNIT_EXTRA) $(COMMON_ALL) $(PROTO_
 
 # Both services in the foreground on the state directory var/; Ctrl-C stops both.
 run:
-	@scripts/deps.sh
-	@$(MAKE) --no-print-directory all
+	$(call deps_then_make,,all)
 	@scripts/run.sh $(BUILD) $(STATE)
 
 unit: $(BUILD)/unit-tests
@@ -118,8 +123,7 @@ e2e: all
 # The README's test command: unit tests, then the process tests against the
 # real daemons and real SIP peers; one summary line at the end.
 test:
-	@scripts/deps.sh test
-	@$(MAKE) --no-print-directory all
+	$(call deps_then_make,test,all)
 	@scripts/test.sh $(BUILD) $(PYTHON)
 
 # The whole IPAddressFamily matrix (issue 6): 243 cells, router x UM service
@@ -127,8 +131,7 @@ test:
 # (needs root); `make test` runs a representative subset of it.
 .PHONY: test-matrix
 test-matrix:
-	@scripts/deps.sh test
-	@$(MAKE) --no-print-directory all
+	$(call deps_then_make,test,all)
 	OPENUM_BUILD=$(BUILD) OPENUM_MATRIX=full $(PYTHON) -m pytest -q -p no:cacheprovider \
 	  tests/e2e/test_matrix.py
 
@@ -139,8 +142,7 @@ FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -I. -I$(BUILD)/gen $(PKG_CFLAGS) \
 FUZZERS = $(BUILD)/fuzz/fuzz_ipc_frame $(BUILD)/fuzz/fuzz_sipuri \
           $(BUILD)/fuzz/fuzz_rtp $(BUILD)/fuzz/fuzz_sdp $(BUILD)/fuzz/fuzz_sipmsg
 fuzz:
-	@scripts/deps.sh test
-	@$(MAKE) --no-print-directory $(FUZZERS)
+	$(call deps_then_make,test,$(FUZZERS))
 	@for f in $(FUZZERS); do \
 	  n=$$(basename $$f); mkdir -p $(BUILD)/fuzz/corpus-$$n; \
 	  echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
@@ -177,8 +179,7 @@ distclean: clean
 # (bench/router --help), e.g. make bench-router BENCH_ARGS=--perf
 .PHONY: bench-router
 bench-router:
-	@scripts/deps.sh bench
-	@$(MAKE) --no-print-directory all
+	$(call deps_then_make,bench,all)
 	bench/router --build $(BUILD) $(BENCH_ARGS)
 
 # Benchmark, not a test (issue 4): N simultaneous voicemail deposits against
@@ -189,8 +190,7 @@ $(BUILD)/bench/deposit_load: bench/deposit_load.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) -o $@ $< -lm
 bench-deposit:
-	@scripts/deps.sh test
-	@$(MAKE) --no-print-directory all $(BUILD)/bench/deposit_load
+	$(call deps_then_make,test,all $(BUILD)/bench/deposit_load)
 	bench/deposit --build $(BUILD) $(BENCH_ARGS)
 
 # Benchmark, not a test (issue 6): time to a connected transport toward a
@@ -204,8 +204,7 @@ $(BUILD)/bench/outbound: $(call obj,$(OUTBOUND_SRC))
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(call libs,libuv libcares)
 bench-outbound:
-	@scripts/deps.sh
-	@$(MAKE) --no-print-directory $(BUILD)/bench/outbound
+	$(call deps_then_make,,$(BUILD)/bench/outbound)
 	$(BUILD)/bench/outbound $(BENCH_ARGS)
 bench: bench-router bench-deposit bench-outbound
 

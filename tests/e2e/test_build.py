@@ -75,6 +75,8 @@ def test_readme_commands_install_then_build_with_the_new_flags(bare, goal, deps,
     tree, env, events = bare
     r = make(tree, env, *jobs, goal)
     assert r.returncode == 0, r.stdout + r.stderr
+    # the second make must share the first one's job slots (make -j2 test)
+    assert "jobserver unavailable" not in r.stderr, r.stderr
     lines = [l.strip() for l in events.read_text().splitlines()]
     assert lines[0] == deps, lines
     compile_ = [l for l in lines if l.startswith("cc ") and "probe.c" in l]
