@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "callrouter/registry.h"
+#include "callrouter/routepick.h"
 #include "common/directory.h"
 #include "proto/openum.pb-c.h"
 
@@ -30,8 +31,6 @@ struct sipnet_src;
 #define ROUTE_TOKEN_TTL_MS 30000
 /* Retry-After on 503 when no instance can take the call. */
 #define ROUTE_RETRY_AFTER "30"
-/* The Contact URI parameter that carries the token. */
-#define ROUTE_TOKEN_PARAM "umtoken"
 
 int route_alloc(struct route **out, uv_loop_t *uv, struct registry *reg);
 void route_free(struct route *r);
@@ -50,31 +49,5 @@ void route_ack(struct route *r, struct ipc_conn *from,
 	       const Openum__CallRoutedAck *ack);
 /* An instance's connection is going away: its pending calls move on. */
 void route_instance_gone(struct route *r, struct ipc_conn *c);
-
-/* ---- pure parts, exposed for unit tests --------------------------------- */
-
-/* The endpoint of instance in to put in a Contact for a call that came in
- * on local address local over family (AF_INET/AF_INET6) and transport
- * (OPENUM__TRANSPORT__*): that family only; the router's own address, then
- * one of the same scope (loopback or not), then the same transport
- * preferred. NULL when the instance has no endpoint the caller can reach. */
-const struct reg_endpoint *route_pick_endpoint(const struct reg_instance *in,
-					       const struct sockaddr *local,
-					       int family, int transport);
-/* The instance to route to: accepting, active calls below its
- * MaxCallsAllowed, with an endpoint usable for (family, transport), not in
- * exclude; those not avoided (avoid_until_ms after now, loop ms) first, then
- * least loaded first, round robin (*rr) among equals. */
-struct reg_instance *route_choose(struct registry *reg, unsigned long long now,
-				  const struct sockaddr *local, int family,
-				  int transport, struct ipc_conn *const *exclude,
-				  size_t n_exclude, unsigned *rr,
-				  const struct reg_endpoint **ep);
-/* Writes the Contact header value: <sip:user@host:port;transport=x;umtoken=hex>,
- * IPv6 hosts in brackets, the instance's FQDN instead of the literal when it
- * has one; no user part when user has characters beyond [A-Za-z0-9+-._]. */
-int route_contact(char *buf, size_t len, const char *user,
-		  const struct reg_instance *in, const struct reg_endpoint *ep,
-		  const char *token_hex);
 
 #endif

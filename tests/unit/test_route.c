@@ -2,7 +2,7 @@
  * endpoints goes in the Contact (family, scope, transport), the Contact
  * text. */
 #include "callrouter/registry.h"
-#include "callrouter/route.h"
+#include "callrouter/routepick.h"
 #include "tests/unit/unit.h"
 
 #include <arpa/inet.h>
