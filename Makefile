@@ -66,7 +66,7 @@ COMMON_ALL = $(wildcard common/*.c)
 UNIT_SRC   = $(wildcard tests/unit/*.c)
 # Process modules that are pure enough to unit-test.
 UNIT_EXTRA = umservice/tokens.c callrouter/registry.c callrouter/route.c \
-             callrouter/routepick.c \
+             callrouter/routepick.c callrouter/redirects.c \
              callrouter/sipmsg.c callrouter/sipnet.c callrouter/siptcp.c \
              umservice/tts.c umservice/audio.c umservice/playout.c \
              umservice/spoken.c umservice/pacer.c \

@@ -14,6 +14,7 @@
 struct registry {
 	struct reg_instance **inst;
 	size_t n, cap;
+	unsigned long long serial;	/* the last one given */
 };
 
 /* Creates an empty registry. */
@@ -165,6 +166,7 @@ int reg_register(struct registry *r, struct ipc_conn *conn,
 	cur->n_ep = tmp.n_ep;
 	cur->max_calls = m->max_calls_allowed;
 	cur->pid = m->pid;
+	cur->serial = ++r->serial;
 	return 0;
 }
 
@@ -253,6 +255,16 @@ struct reg_instance *reg_find_conn(struct registry *r, struct ipc_conn *conn)
 {
 	for (size_t i = 0; i < r->n; i++) {
 		if (r->inst[i]->conn == conn)
+			return r->inst[i];
+	}
+	return NULL;
+}
+
+/* See the header. */
+struct reg_instance *reg_find_serial(struct registry *r, unsigned long long serial)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		if (r->inst[i]->serial == serial)
 			return r->inst[i];
 	}
 	return NULL;

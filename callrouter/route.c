@@ -14,11 +14,14 @@
  * which is what makes the router faster than a Kamailio redirect (issue 3).
  * The only state is the pending list of INVITEs waiting for an ack, bounded
  * by the 200 ms timeout. Retransmissions of a pending INVITE are absorbed;
- * a retransmission after the 302 is routed again with a fresh token (the
- * same To tag: it is derived from the Call-ID and branch). */
+ * one that comes over UDP after the 302 (the 302 was lost) gets the same 302
+ * again, from a bounded table of recent ones (redirects.h), and is routed
+ * again only when that has forgotten it. The To tag is derived from the
+ * Call-ID and branch, so it is the same either way. */
 #define LOG_MODULE "route"
 #include "common/hex.h"
 #include "callrouter/route.h"
+#include "callrouter/redirects.h"
 #include "callrouter/sipmsg.h"
 #include "callrouter/sipnet.h"
 #include "common/rtab.h"
@@ -43,6 +46,7 @@
 #define MAX_TRIES 4
 #define PENDING_MAX 10000
 #define TOKEN_LEN 16
+_Static_assert(TOKEN_LEN == REDIRECT_TOKEN_LEN, "a redirect keeps the token");
 
 /* Where a request came from and where its responses go. */
 struct pkt {
@@ -60,6 +64,7 @@ struct pending {
 	size_t echo_cap;	/* room at the tail (kept when recycled) */
 	struct pkt pkt;
 	uint8_t token[TOKEN_LEN];
+	uint64_t rkey;		/* its key in the recent 302s (UDP only) */
 	unsigned long long deadline_ms;
 	struct ipc_conn *tried[MAX_TRIES];
 	size_t n_tried;
@@ -97,6 +102,7 @@ struct route {
 	uint8_t rnd[4096];
 	size_t rnd_used;
 	struct sipnet *net;
+	struct redirects *resent;	/* recent 302s, for retransmissions */
 	uint64_t tag_secret;
 	char echo[16384];		/* scratch for one response */
 	char resp[20480];
@@ -456,12 +462,30 @@ static void expire_cb(uv_check_t *h)
 	arm_timer(r);
 }
 
+/* The Contact header line of a 302 to instance in (endpoint ep) under
+ * token: "Contact: <sip:...;umtoken=...>\r\n". */
+static int contact_line(char *line, size_t len, const char *user,
+			const struct reg_instance *in, const struct reg_endpoint *ep,
+			const uint8_t *token)
+{
+	char tokhex[2 * TOKEN_LEN + 1];
+	size_t n;
+
+	hex_encode(tokhex, token, TOKEN_LEN);
+	if (len < 12 || route_contact(line + 9, len - 11, user, in, ep, tokhex))
+		return ENOSPC;
+	memcpy(line, "Contact: ", 9);
+	n = 9 + strlen(line + 9);
+	memcpy(line + n, "\r\n", 3);
+	return 0;
+}
+
 /* See the header. */
 void route_ack(struct route *r, struct ipc_conn *from,
 	       const Openum__CallRoutedAck *ack)
 {
 	struct pending *p;
-	char contact[600], tokhex[2 * TOKEN_LEN + 1];
+	char contact[640];
 	struct reg_instance *in;
 	const struct reg_endpoint *ep;
 
@@ -483,28 +507,59 @@ void route_ack(struct route *r, struct ipc_conn *from,
 	}
 	ep = route_pick_endpoint(in, (const struct sockaddr *)&p->pkt.src.local,
 				 p->pkt.src.family, pkt_tr(&p->pkt));
-	hex_encode(tokhex, p->token, TOKEN_LEN);
-	if (!ep || route_contact(contact, sizeof contact, p->user, in, ep, tokhex)) {
+	if (!ep || contact_line(contact, sizeof contact, p->user, in, ep, p->token)) {
 		/* The instance re-registered without that family meanwhile. */
 		try_next(r, p);
 		arm_timer(r);
 		return;
 	}
 	in->calls_routed++;
-	log_debug("INVITE %s Call-ID %s from %s: %s %s -> %s", p->user, p->call_id,
+	log_debug("INVITE %s Call-ID %s from %s: %s %s -> %.*s", p->user, p->call_id,
 		  p->gateway, p->cls.kind == CLASSIFY_SUBSCRIBER_ACCESS
 				  ? "subscriber access" : "call answering",
-		  p->cls.mailbox, contact);
-	{
-		char extra[640];
-		size_t n = strlen(contact);
+		  p->cls.mailbox, (int)strcspn(contact + 9, "\r"), contact + 9);
+	if (!p->pkt.src.tcp) {
+		struct redirect rd = {.serial = in->serial};
 
-		memcpy(extra, "Contact: ", 9);
-		memcpy(extra + 9, contact, n);
-		memcpy(extra + 9 + n, "\r\n", 3);
-		finish(r, p, 302, "Moved Temporarily", extra);
+		memcpy(rd.token, p->token, TOKEN_LEN);
+		redirects_put(r->resent, p->rkey, uv_now(r->uv), &rd);
 	}
+	finish(r, p, 302, "Moved Temporarily", contact);
 	arm_timer(r);
+}
+
+/* The key of m's transaction among the recent 302s. */
+static uint64_t resend_key(const struct route *r, const struct sipmsg *m,
+			   const struct pkt *pk)
+{
+	return redirects_key(r->resent, m->call_id.p, m->call_id.n, m->branch.p,
+			     m->branch.n, m->cseq_num,
+			     (const struct sockaddr *)&pk->src.remote);
+}
+
+/* A retransmission of an INVITE answered with a 302 not long ago (over UDP:
+ * the 302 was lost, or is still on its way) gets the same 302 again, as long
+ * as the instance is still registered as it was. false: route it anew. */
+static bool resend(struct route *r, const struct sipmsg *m, const struct pkt *pk,
+		   uint64_t key, const char *ruser, const char *gateway)
+{
+	struct redirect rd;
+	struct reg_instance *in;
+	const struct reg_endpoint *ep;
+	char contact[640];
+
+	if (!redirects_get(r->resent, key, uv_now(r->uv), &rd))
+		return false;
+	in = reg_find_serial(r->reg, rd.serial);
+	ep = in ? route_pick_endpoint(in, (const struct sockaddr *)&pk->src.local,
+				      pk->src.family, pkt_tr(pk))
+		: NULL;
+	if (!ep || contact_line(contact, sizeof contact, ruser, in, ep, rd.token))
+		return false;
+	log_debug("INVITE %s Call-ID %.*s from %s again: the same 302 (instance %s)",
+		  ruser, (int)m->call_id.n, m->call_id.p, gateway, in->id);
+	reply(r, m, pk, 302, "Moved Temporarily", contact);
+	return true;
 }
 
 /* 403 to an INVITE from src, which is no gateway's address. When gateways
@@ -609,6 +664,7 @@ static void route_invite(struct route *r, const struct sipmsg *m,
 	struct pending *p;
 	char src[NETADDR_STRLEN], call_id[128], branch[128], ruser[65], to_user[65];
 	char div[SIPURI_VALUE_MAX + 1], hi[SIPURI_VALUE_MAX + 1];
+	uint64_t rkey = 0;
 
 	sipmsg_copy(call_id, sizeof call_id, m->call_id);
 	sipmsg_copy(branch, sizeof branch, m->branch);
@@ -636,6 +692,11 @@ static void route_invite(struct route *r, const struct sipmsg *m,
 		return;
 	}
 	sipmsg_ruri_user(m, ruser, sizeof ruser);
+	if (!pk->src.tcp) {	/* over TCP a client never retransmits */
+		rkey = resend_key(r, m, pk);
+		if (resend(r, m, pk, rkey, ruser, gw->name))
+			return;
+	}
 	sipmsg_to_user(m, to_user, sizeof to_user);
 	memset(&req, 0, sizeof req);
 	req.gateway = gw->name;
@@ -665,6 +726,7 @@ static void route_invite(struct route *r, const struct sipmsg *m,
 		return;
 	}
 	p->cls = cls;
+	p->rkey = rkey;
 	sipnet_conn_ref(p->pkt.src.conn);
 	copy_str(p->user, sizeof p->user, ruser);
 	copy_str(p->call_id, sizeof p->call_id, call_id);
@@ -763,9 +825,15 @@ static void check_closed(uv_handle_t *h)
 int route_alloc(struct route **out, uv_loop_t *uv, struct registry *reg)
 {
 	struct route *r = calloc(1, sizeof *r);
+	int err;
 
 	if (!r)
 		return ENOMEM;
+	err = redirects_alloc(&r->resent, ROUTE_RESEND_SLOTS_LOG2, ROUTE_RESEND_MS);
+	if (err) {
+		free(r);
+		return err;
+	}
 	r->uv = uv;
 	r->reg = reg;
 	r->rnd_used = sizeof r->rnd;	/* empty: the first token refills */
@@ -815,6 +883,8 @@ void route_free(struct route *r)
 	}
 	rtab_free(r->tab);
 	r->tab = NULL;
+	redirects_free(r->resent);
+	r->resent = NULL;
 	uv_close((uv_handle_t *)&r->timer, timer_closed);
 }
 

@@ -1658,26 +1658,81 @@ def test_tcp_stream_framing(running):
         assert resp is not None and resp.status == 200, resp and resp.raw
 
 
-def test_invite_retransmission_same_to_tag(running):
-    """The router keeps no transaction state, yet a retransmitted INVITE
-    (same Call-ID, branch, bytes) answered after the 302 gets the same To
-    tag, so the client's transaction matches it; it is routed again under a
-    fresh token (the first one simply expires at the instance)."""
+@pytest.mark.parametrize("family", ["IPv4", "IPv6"])
+def test_invite_retransmission_gets_the_same_302(running, family):
+    """An INVITE retransmitted over UDP because its 302 was lost gets that
+    same 302 again (RFC 3261 17.2.1): same To tag, same instance, same token,
+    and no second handoff to the instance (calls_routed counts one). The
+    token still works. A new transaction of the same call (new branch) is
+    routed anew."""
     env = running
-    with RawSip("127.0.0.1", env.router_port, "udp", strict=True) as c:
+    before = _inst(env, "e2e-1")["calls_routed"]
+    with RawSip(LOOPBACK[family], env.router_port, "udp", strict=True) as c:
         fields = dict(call_id=f"{uuid.uuid4().hex}@e2e", branch=new_branch(), from_tag="rt1")
-        answers = []
-        for _ in range(2):
+
+        def invite(**over):
+            f = c.request("INVITE", ruri=f"sip:{MAILBOX}@{c.remote}",
+                          body=sdp_offer(LOOPBACK[family], 40000), **{**fields, **over})
+            r = c.recv_response(2.0)
+            assert r is not None and r.status == 302, r and r.raw
+            return f, r
+
+        f, first = invite()
+        _, again = invite()
+        assert again.header("contact") == first.header("contact"), (first.raw, again.raw)
+        assert again.header("to") == first.header("to"), (first.raw, again.raw)
+        assert _inst(env, "e2e-1")["calls_routed"] - before == 1
+
+        contact = Contact(first.header("contact"))
+        contact.check(family, "udp", port=env.service_port)
+        ack_for(c, f, first)
+        call = UmCall(contact)
+        try:
+            assert call.wait_final(5.0) is not None and answered(call), call.statuses
+            call.ack()
+            bye = call.bye()
+            assert bye is not None and bye.status == 200
+        finally:
+            call.close()
+
+        # a new transaction of the same call: routed anew
+        _, other = invite(branch=new_branch())
+        assert Contact(other.header("contact")).token != contact.token
+        assert _inst(env, "e2e-1")["calls_routed"] - before == 2
+
+
+def test_retransmission_after_the_instance_restarted_is_routed_anew(env):
+    """The 302 kept for a retransmission names the instance's registration,
+    not just its id: when the instance restarted meanwhile (its tokens are
+    gone), a retransmitted INVITE is routed again, under a token the new
+    process knows and answers."""
+    env.start_router()
+    svc = env.start_service()
+    with RawSip("127.0.0.1", env.router_port, "udp", strict=True) as c:
+        fields = dict(call_id=f"{uuid.uuid4().hex}@e2e", branch=new_branch(), from_tag="rs1")
+
+        def invite():
             c.request("INVITE", ruri=f"sip:{MAILBOX}@{c.remote}",
                       body=sdp_offer("127.0.0.1", 40000), **fields)
             r = c.recv_response(2.0)
             assert r is not None and r.status == 302, r and r.raw
-            answers.append(r)
-        tags = [re.search(r";tag=([^;>\s]+)", r.header("to")).group(1) for r in answers]
-        assert tags[0] == tags[1], tags
-        tokens = [re.search(r"umtoken=([0-9a-f]+)", r.header("contact")).group(1)
-                  for r in answers]
-        assert tokens[0] != tokens[1], tokens
+            return Contact(r.header("contact"))
+
+        first = invite()
+        svc.stop()
+        wait_for(lambda: env.find_instance(env.status(), "e2e-1") is None, 5,
+                 what="the stopped instance forgotten")
+        env.start_service()
+        again = invite()
+        assert again.token != first.token, (first.value, again.value)
+        call = UmCall(again)
+        try:
+            assert call.wait_final(5.0) is not None and answered(call), call.statuses
+            call.ack()
+            bye = call.bye()
+            assert bye is not None and bye.status == 200
+        finally:
+            call.close()
 
 
 def test_each_302_echoes_its_own_invite(running):

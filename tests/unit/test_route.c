@@ -132,6 +132,18 @@ int test_route_choose(void)
 	cause = NULL;
 	a = reg_find_conn(reg, ca);
 	b = reg_find_conn(reg, cb);
+	/* every registration has its own serial; a re-registration (endpoints
+	 * may have changed) gets a new one, and the old one finds nothing */
+	UT_ASSERT(a->serial && b->serial && a->serial != b->serial);
+	UT_ASSERT(reg_find_serial(reg, b->serial) == b);
+	{
+		unsigned long long old = b->serial;
+
+		UT_ASSERT_INT(reg_register(reg, cb, &m, &cause), 0);
+		UT_ASSERT(reg_find_conn(reg, cb) == b && b->serial > old);
+		UT_ASSERT(reg_find_serial(reg, old) == NULL);
+		UT_ASSERT(reg_find_serial(reg, b->serial) == b);
+	}
 	/* ties: round robin */
 	for (int i = 0; i < 10; i++) {
 		got = route_choose(reg, 0, (struct sockaddr *)&lo4, AF_INET, UDP, NULL, 0, &rr, &ep_out);
@@ -190,8 +202,13 @@ int test_route_choose(void)
 	UT_ASSERT(cause && strstr(cause, "not an address"));
 	free(cause);
 	UT_ASSERT_INT(reg_count(reg), 2);
-	UT_ASSERT_INT(reg_forget(reg, ca, NULL, 0), 0);
-	UT_ASSERT_INT(reg_count(reg), 1);
+	{
+		unsigned long long gone = a->serial;
+
+		UT_ASSERT_INT(reg_forget(reg, ca, NULL, 0), 0);
+		UT_ASSERT_INT(reg_count(reg), 1);
+		UT_ASSERT(reg_find_serial(reg, gone) == NULL);
+	}
 	reg_free(reg);
 	return 0;
 }
