@@ -12,8 +12,8 @@
  * four calls in five; at 5,000 a second about 13 s. The ACK of a 302 does not
  * free its entry: the router reads ACKs no further than their first line
  * (half its traffic), and a copy of the INVITE after the ACK is answered the
- * same either way. Keys are SipHash of the source address, Call-ID, top Via
- * branch and CSeq number under a secret key: a gateway cannot make its
+ * same either way. Keys are SipHash-1-3 of the source address, Call-ID, top
+ * Via branch and CSeq number under a secret key: a gateway cannot make its
  * INVITE collide with another call's. */
 #ifndef OPENUM_REDIRECTS_H
 #define OPENUM_REDIRECTS_H
@@ -26,21 +26,26 @@
 #define REDIRECT_TOKEN_LEN 16
 
 struct redirect {
-	unsigned long long serial;	/* the instance's registration (registry.h) */
+	unsigned serial;		/* the instance's registration (registry.h) */
 	uint8_t token[REDIRECT_TOKEN_LEN];
 };
 
 struct redirects;
 
-/* 2^slots_log2 entries (2 to 24), each kept at most ttl_ms. ENOMEM/EINVAL. */
+/* 2^slots_log2 entries (2 to 24) of 32 bytes, each kept at most ttl_ms
+ * (up to 2^30). ENOMEM/EINVAL. */
 int redirects_alloc(struct redirects **out, unsigned slots_log2,
-		    unsigned long long ttl_ms);
+		    unsigned ttl_ms);
 void redirects_free(struct redirects *t);
 /* The key of a transaction as a request of it names it (the INVITE and the
  * ACK of its non-2xx answer give the same one). */
 uint64_t redirects_key(const struct redirects *t, const char *call_id,
 		       size_t call_id_len, const char *branch, size_t branch_len,
 		       uint32_t cseq, const struct sockaddr *src);
+/* Starts loading key's place in the table, for a get or put soon after:
+ * the table is larger than the caches, and an INVITE has other work to do
+ * meanwhile. */
+void redirects_prefetch(const struct redirects *t, uint64_t key);
 /* Remembers the 302 sent for key at now_ms (replacing any for that key). */
 void redirects_put(struct redirects *t, uint64_t key, unsigned long long now_ms,
 		   const struct redirect *rd);

@@ -14,7 +14,7 @@
 struct registry {
 	struct reg_instance **inst;
 	size_t n, cap;
-	unsigned long long serial;	/* the last one given */
+	unsigned serial;		/* the last one given */
 };
 
 /* Creates an empty registry. */
@@ -166,7 +166,9 @@ int reg_register(struct registry *r, struct ipc_conn *conn,
 	cur->n_ep = tmp.n_ep;
 	cur->max_calls = m->max_calls_allowed;
 	cur->pid = m->pid;
-	cur->serial = ++r->serial;
+	if (!++r->serial)	/* 0 is no registration's */
+		++r->serial;
+	cur->serial = r->serial;
 	return 0;
 }
 
@@ -261,7 +263,7 @@ struct reg_instance *reg_find_conn(struct registry *r, struct ipc_conn *conn)
 }
 
 /* See the header. */
-struct reg_instance *reg_find_serial(struct registry *r, unsigned long long serial)
+struct reg_instance *reg_find_serial(struct registry *r, unsigned serial)
 {
 	for (size_t i = 0; i < r->n; i++) {
 		if (r->inst[i]->serial == serial)

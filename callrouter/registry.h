@@ -46,7 +46,7 @@ struct reg_instance {
 	/* This registration: every (re-)registration gets a new one, never
 	 * reused, so that what was decided under the old one (a 302 to resend)
 	 * is not applied to different endpoints or a different process. */
-	unsigned long long serial;
+	unsigned serial;
 	char id[65];
 	unsigned pid;
 	struct ipc_conn *conn;
@@ -84,7 +84,7 @@ int reg_forget(struct registry *r, struct ipc_conn *conn, char *id_out,
 	       size_t id_len);
 struct reg_instance *reg_find_conn(struct registry *r, struct ipc_conn *conn);
 /* The instance whose current registration is serial, or NULL. */
-struct reg_instance *reg_find_serial(struct registry *r, unsigned long long serial);
+struct reg_instance *reg_find_serial(struct registry *r, unsigned serial);
 size_t reg_count(const struct registry *r);
 struct reg_instance *reg_at(struct registry *r, size_t i);
 

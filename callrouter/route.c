@@ -498,6 +498,8 @@ void route_ack(struct route *r, struct ipc_conn *from,
 	if (!p || p->current != from)
 		return;		/* late ack: the call has moved on */
 	pend_unlink(r, p);
+	if (!p->pkt.src.tcp)
+		redirects_prefetch(r->resent, p->rkey);	/* the put below */
 	if (!ack->accepted || !in) {
 		log_warn("instance %s refused Call-ID %s: %s", in ? in->id : "?",
 			 p->call_id, ack->reason && *ack->reason ? ack->reason : "no reason");
@@ -670,6 +672,10 @@ static void route_invite(struct route *r, const struct sipmsg *m,
 	sipmsg_copy(branch, sizeof branch, m->branch);
 	if (find_txn(r, call_id, branch))
 		return;		/* a retransmission while we wait for the ack */
+	if (!pk->src.tcp) {	/* over TCP a client never retransmits */
+		rkey = resend_key(r, m, pk);
+		redirects_prefetch(r->resent, rkey);	/* read after the checks */
+	}
 	src[0] = 0;
 	gw = r->tab ? rtab_gateway_by_addr(r->tab,
 					   (const struct sockaddr *)&pk->src.remote,
@@ -692,11 +698,8 @@ static void route_invite(struct route *r, const struct sipmsg *m,
 		return;
 	}
 	sipmsg_ruri_user(m, ruser, sizeof ruser);
-	if (!pk->src.tcp) {	/* over TCP a client never retransmits */
-		rkey = resend_key(r, m, pk);
-		if (resend(r, m, pk, rkey, ruser, gw->name))
-			return;
-	}
+	if (!pk->src.tcp && resend(r, m, pk, rkey, ruser, gw->name))
+		return;
 	sipmsg_to_user(m, to_user, sizeof to_user);
 	memset(&req, 0, sizeof req);
 	req.gateway = gw->name;

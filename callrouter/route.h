@@ -32,7 +32,7 @@ struct sipnet_src;
 /* How long a 302 is kept for a retransmission of its INVITE over UDP
  * (redirects.h): the token's life less the time to follow the 302. */
 #define ROUTE_RESEND_MS (ROUTE_TOKEN_TTL_MS - 5000)
-/* ... in a table of 2^16 entries: 2.5 MiB at most, at any rate. */
+/* ... in a table of 2^16 entries: 2 MiB at most, at any rate. */
 #define ROUTE_RESEND_SLOTS_LOG2 16
 /* Retry-After on 503 when no instance can take the call. */
 #define ROUTE_RETRY_AFTER "30"

@@ -1,6 +1,5 @@
-/* siphash.c — SipHash-2-4, written from the paper ("SipHash: a fast
- * short-input PRF", section 2): two rounds per 8-byte word, four to
- * finish. */
+/* siphash.c — SipHash-c-d, written from the paper ("SipHash: a fast
+ * short-input PRF", section 2): c rounds per 8-byte word, d to finish. */
 #include "common/siphash.h"
 
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
@@ -37,20 +36,32 @@ static uint64_t le64(const uint8_t *p)
 static void word(struct siphash *h, uint64_t m)
 {
 	h->v3 ^= m;
-	rounds(h, 2);
+	rounds(h, h->c);
 	h->v0 ^= m;
 }
 
-void siphash_init(struct siphash *h, const uint8_t key[16])
+static void init(struct siphash *h, const uint8_t key[16], int c, int d)
 {
 	uint64_t k0 = le64(key), k1 = le64(key + 8);
 
+	h->c = c;
+	h->d = d;
 	h->v0 = k0 ^ 0x736f6d6570736575ull;
 	h->v1 = k1 ^ 0x646f72616e646f6dull;
 	h->v2 = k0 ^ 0x6c7967656e657261ull;
 	h->v3 = k1 ^ 0x7465646279746573ull;
 	h->tail = 0;
 	h->len = 0;
+}
+
+void siphash_init(struct siphash *h, const uint8_t key[16])
+{
+	init(h, key, 2, 4);
+}
+
+void siphash13_init(struct siphash *h, const uint8_t key[16])
+{
+	init(h, key, 1, 3);
 }
 
 void siphash_update(struct siphash *h, const void *data, size_t n)
@@ -81,6 +92,6 @@ uint64_t siphash_final(struct siphash *h)
 {
 	word(h, h->tail | (uint64_t)(h->len & 0xff) << 56);
 	h->v2 ^= 0xff;
-	rounds(h, 4);
+	rounds(h, h->d);
 	return h->v0 ^ h->v1 ^ h->v2 ^ h->v3;
 }

@@ -32,7 +32,7 @@ static uint64_t key(const struct redirects *t, const char *cid, const char *br,
 			     (const struct sockaddr *)src);
 }
 
-static struct redirect rd_of(unsigned long long serial, uint8_t fill)
+static struct redirect rd_of(unsigned serial, uint8_t fill)
 {
 	struct redirect rd;
 
@@ -90,7 +90,7 @@ int test_redirects_bounded(void)
 	UT_ASSERT_INT(redirects_alloc(&t, 6, 30000), 0);
 	for (int i = 0; i < 200; i++) {
 		char cid[32];
-		struct redirect rd = rd_of((unsigned long long)i + 1, (uint8_t)i);
+		struct redirect rd = rd_of((unsigned)i + 1, (uint8_t)i);
 
 		snprintf(cid, sizeof cid, "call-%d", i);
 		keys[i] = key(t, cid, "z9hG4bKx", 1, &gw);
@@ -101,7 +101,7 @@ int test_redirects_bounded(void)
 	for (int i = 0; i < 200; i++) {
 		if (!redirects_get(t, keys[i], 200, &got))
 			continue;
-		UT_ASSERT(got.serial == (unsigned long long)i + 1 && got.token[0] == (uint8_t)i);
+		UT_ASSERT(got.serial == (unsigned)i + 1 && got.token[0] == (uint8_t)i);
 		if (i < 100)
 			found_old++;
 		else
@@ -137,6 +137,19 @@ int test_redirects_key(void)
 	/* where the Call-ID ends is part of it */
 	UT_ASSERT(key(t, "ab", "c", 1, &a) != key(t, "a", "bc", 1, &a));
 	UT_ASSERT(k != key(u, "x@y", "z9hG4bK1", 7, &a));
+	/* Call-IDs too long for the one-buffer path are hashed in parts */
+	{
+		char long_cid[400];
+
+		memset(long_cid, 'c', sizeof long_cid - 1);
+		long_cid[sizeof long_cid - 1] = 0;
+		k = key(t, long_cid, "z9hG4bK1", 7, &a);
+		UT_ASSERT(k == key(t, long_cid, "z9hG4bK1", 7, &a));
+		UT_ASSERT(k != key(t, long_cid, "z9hG4bK2", 7, &a));
+		UT_ASSERT(k != key(t, long_cid, "z9hG4bK1", 7, &b));
+		long_cid[200] = 0;	/* 200 + 8: the one-buffer path */
+		UT_ASSERT(k != key(t, long_cid, "z9hG4bK1", 7, &a));
+	}
 	memset(&s6, 0, sizeof s6);
 	s6.sin6_family = AF_INET6;
 	s6.sin6_port = htons(5060);

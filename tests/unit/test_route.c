@@ -137,7 +137,7 @@ int test_route_choose(void)
 	UT_ASSERT(a->serial && b->serial && a->serial != b->serial);
 	UT_ASSERT(reg_find_serial(reg, b->serial) == b);
 	{
-		unsigned long long old = b->serial;
+		unsigned old = b->serial;
 
 		UT_ASSERT_INT(reg_register(reg, cb, &m, &cause), 0);
 		UT_ASSERT(reg_find_conn(reg, cb) == b && b->serial > old);
@@ -203,7 +203,7 @@ int test_route_choose(void)
 	free(cause);
 	UT_ASSERT_INT(reg_count(reg), 2);
 	{
-		unsigned long long gone = a->serial;
+		unsigned gone = a->serial;
 
 		UT_ASSERT_INT(reg_forget(reg, ca, NULL, 0), 0);
 		UT_ASSERT_INT(reg_count(reg), 1);
