@@ -110,6 +110,7 @@ static void send_status_reply(struct router *r, struct ipc_conn *c)
 		is[i].accepting = in->accepting;
 		is[i].calls_routed = in->calls_routed;
 		is[i].ack_timeouts = in->ack_timeouts;
+		is[i].redirects_resent = in->redirects_resent;
 		if (in->avoid_until_ms > now)
 			is[i].passed_over_ms = (uint32_t)(in->avoid_until_ms - now);
 		is[i].registered_unix_ms = in->registered_ms;

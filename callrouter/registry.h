@@ -61,6 +61,9 @@ struct reg_instance {
 	 * instances get calls first; any ack from it clears this. */
 	unsigned long long avoid_until_ms;
 	unsigned long long ack_timeouts;
+	/* 302s to it sent again for an INVITE retransmitted over UDP: the
+	 * first was lost on the way to the gateway (redirects.h). */
+	unsigned long long redirects_resent;
 	char fqdn[256];
 	struct reg_gwhealth *gw;	/* malloc'd, n_gw of them */
 	size_t n_gw;

@@ -558,6 +558,7 @@ static bool resend(struct route *r, const struct sipmsg *m, const struct pkt *pk
 		: NULL;
 	if (!ep || contact_line(contact, sizeof contact, ruser, in, ep, rd.token))
 		return false;
+	in->redirects_resent++;
 	log_debug("INVITE %s Call-ID %.*s from %s again: the same 302 (instance %s)",
 		  ruser, (int)m->call_id.n, m->call_id.p, gateway, in->id);
 	reply(r, m, pk, 302, "Moved Temporarily", contact);

@@ -285,11 +285,12 @@ void ctl_out_status(FILE *f, const Openum__StatusReply *r, bool json)
 			json_endpoints(f, in->endpoints, in->n_endpoints);
 			fprintf(f, ",\"max_calls_allowed\":%u,"
 				   "\"active_calls\":%u,\"accepting\":%s,"
-				   "\"calls_routed\":%llu,\"ack_timeouts\":%llu,"
-				   "\"passed_over_ms\":%u,\"fqdn\":",
+				   "\"calls_routed\":%llu,\"redirects_resent\":%llu,"
+				   "\"ack_timeouts\":%llu,\"passed_over_ms\":%u,\"fqdn\":",
 				in->max_calls_allowed, in->active_calls,
 				in->accepting ? "true" : "false",
 				(unsigned long long)in->calls_routed,
+				(unsigned long long)in->redirects_resent,
 				(unsigned long long)in->ack_timeouts, in->passed_over_ms);
 			ctl_out_json_string(f, in->fqdn);
 			fputc('}', f);
@@ -314,6 +315,8 @@ void ctl_out_status(FILE *f, const Openum__StatusReply *r, bool json)
 			in->accepting ? "True" : "False (draining)");
 		fprintf(f, "  CallsRouted      %llu\n",
 			(unsigned long long)in->calls_routed);
+		fprintf(f, "  RedirectsResent  %llu\n",
+			(unsigned long long)in->redirects_resent);
 		fprintf(f, "  AckTimeouts      %llu\n",
 			(unsigned long long)in->ack_timeouts);
 		if (in->passed_over_ms)

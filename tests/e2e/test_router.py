@@ -1667,6 +1667,7 @@ def test_invite_retransmission_gets_the_same_302(running, family):
     routed anew."""
     env = running
     before = _inst(env, "e2e-1")["calls_routed"]
+    resent_before = _inst(env, "e2e-1")["redirects_resent"]
     with RawSip(LOOPBACK[family], env.router_port, "udp", strict=True) as c:
         fields = dict(call_id=f"{uuid.uuid4().hex}@e2e", branch=new_branch(), from_tag="rt1")
 
@@ -1681,7 +1682,9 @@ def test_invite_retransmission_gets_the_same_302(running, family):
         _, again = invite()
         assert again.header("contact") == first.header("contact"), (first.raw, again.raw)
         assert again.header("to") == first.header("to"), (first.raw, again.raw)
-        assert _inst(env, "e2e-1")["calls_routed"] - before == 1
+        inst = _inst(env, "e2e-1")
+        assert inst["calls_routed"] - before == 1, inst
+        assert inst["redirects_resent"] - resent_before == 1, inst
 
         contact = Contact(first.header("contact"))
         contact.check(family, "udp", port=env.service_port)
@@ -1698,7 +1701,11 @@ def test_invite_retransmission_gets_the_same_302(running, family):
         # a new transaction of the same call: routed anew
         _, other = invite(branch=new_branch())
         assert Contact(other.header("contact")).token != contact.token
-        assert _inst(env, "e2e-1")["calls_routed"] - before == 2
+        inst = _inst(env, "e2e-1")
+        assert inst["calls_routed"] - before == 2, inst
+        assert inst["redirects_resent"] - resent_before == 1, inst
+        out = env.umctl_ok("status").out
+        assert f"RedirectsResent  {inst['redirects_resent']}" in out, out
 
 
 def test_retransmission_after_the_instance_restarted_is_routed_anew(env):

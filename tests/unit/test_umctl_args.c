@@ -374,6 +374,7 @@ int test_umctl_status_output(void)
 	in.accepting = 1;
 	in.calls_routed = 7;
 	in.ack_timeouts = 3;
+	in.redirects_resent = 5;
 	r.n_instances = 1;
 	r.instances = ins;
 
@@ -390,7 +391,8 @@ int test_umctl_status_output(void)
 		      "\"pid\":43,\"endpoints\":[{\"family\":\"IPv6\","
 		      "\"transport\":\"tls\",\"host\":\"::1\",\"port\":5063}],"
 		      "\"max_calls_allowed\":100,\"active_calls\":2,"
-		      "\"accepting\":true,\"calls_routed\":7,\"ack_timeouts\":3,"
+		      "\"accepting\":true,\"calls_routed\":7,\"redirects_resent\":5,"
+		      "\"ack_timeouts\":3,"
 		      "\"passed_over_ms\":0,\"fqdn\":\"\"}]}\n");
 	free(buf);
 	buf = NULL;
@@ -402,6 +404,7 @@ int test_umctl_status_output(void)
 	UT_ASSERT(strstr(buf, "Pid              42\n"));
 	UT_ASSERT(strstr(buf, "ActiveCalls      2\n"));
 	UT_ASSERT(strstr(buf, "AckTimeouts      3\n"));
+	UT_ASSERT(strstr(buf, "RedirectsResent  5\n"));
 	UT_ASSERT(!strstr(buf, "PassedOver"));
 	free(buf);
 	/* passed over after an ack timed out: says for how long */
