@@ -26,7 +26,7 @@ struct redirects {
 	uint32_t ttl_ms;
 	size_t n_sets;			/* a power of two */
 	size_t used;
-	struct slot *slot;		/* n_sets * WAYS; pages are touched as used */
+	struct slot *slot;		/* n_sets * WAYS, cleared at start */
 };
 
 _Static_assert(sizeof(struct slot) * WAYS == 64, "a set is a cache line");
@@ -47,9 +47,9 @@ int redirects_alloc(struct redirects **out, unsigned slots_log2,
 	bytes = t->n_sets * WAYS * sizeof *t->slot;
 	/* Every INVITE over UDP reads a random place in the table. In 4 KiB
 	 * pages its prefetch alone was 1 % of the router's profile (page walks,
-	 * most likely), in a huge page 0.3 %. Where the kernel grants huge
-	 * pages on request, the table then costs its whole size from the first
-	 * 302 instead of as it fills. */
+	 * most likely), in a huge page 0.3 %: a huge page where the kernel
+	 * grants them on request. The table is cleared here, so its size is
+	 * resident from the start, and fixed. */
 	t->slot = aligned_alloc(bytes >= HUGE ? HUGE : 64, bytes);
 	if (!t->slot) {
 		free(t);
