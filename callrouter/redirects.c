@@ -31,6 +31,7 @@ struct redirects {
 
 _Static_assert(sizeof(struct slot) * WAYS == 64, "a set is a cache line");
 
+/* See the header. */
 int redirects_alloc(struct redirects **out, unsigned slots_log2,
 		    unsigned ttl_ms)
 {
@@ -71,6 +72,7 @@ int redirects_alloc(struct redirects **out, unsigned slots_log2,
 	return 0;
 }
 
+/* See the header. */
 void redirects_free(struct redirects *t)
 {
 	if (!t)
@@ -146,11 +148,13 @@ static bool live(const struct redirects *t, const struct slot *s,
 	return s->serial && (uint32_t)now_ms - s->at_ms < t->ttl_ms;
 }
 
+/* See the header. */
 void redirects_prefetch(const struct redirects *t, uint64_t key)
 {
 	__builtin_prefetch(set_of(t, key), 1);
 }
 
+/* See the header. */
 void redirects_put(struct redirects *t, uint64_t key, unsigned long long now_ms,
 		   const struct redirect *rd)
 {
@@ -181,6 +185,7 @@ void redirects_put(struct redirects *t, uint64_t key, unsigned long long now_ms,
 	memcpy(s->token, rd->token, sizeof s->token);
 }
 
+/* See the header. */
 bool redirects_get(const struct redirects *t, uint64_t key,
 		   unsigned long long now_ms, struct redirect *out)
 {
@@ -196,6 +201,7 @@ bool redirects_get(const struct redirects *t, uint64_t key,
 	return false;
 }
 
+/* See the header. */
 size_t redirects_count(const struct redirects *t)
 {
 	return t->used;

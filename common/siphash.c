@@ -54,16 +54,19 @@ static void init(struct siphash *h, const uint8_t key[16], int c, int d)
 	h->len = 0;
 }
 
+/* See the header. */
 void siphash_init(struct siphash *h, const uint8_t key[16])
 {
 	init(h, key, 2, 4);
 }
 
+/* See the header. */
 void siphash13_init(struct siphash *h, const uint8_t key[16])
 {
 	init(h, key, 1, 3);
 }
 
+/* See the header. */
 void siphash_update(struct siphash *h, const void *data, size_t n)
 {
 	const uint8_t *p = data;
@@ -88,6 +91,7 @@ void siphash_update(struct siphash *h, const void *data, size_t n)
 	}
 }
 
+/* See the header. */
 uint64_t siphash_final(struct siphash *h)
 {
 	word(h, h->tail | (uint64_t)(h->len & 0xff) << 56);

@@ -21,7 +21,9 @@ struct siphash {
 void siphash_init(struct siphash *h, const uint8_t key[16]);
 /* SipHash-1-3 */
 void siphash13_init(struct siphash *h, const uint8_t key[16]);
+/* Adds n bytes of input: any split of an input gives the same hash. */
 void siphash_update(struct siphash *h, const void *data, size_t n);
+/* The hash of all the input; h is spent. */
 uint64_t siphash_final(struct siphash *h);
 
 #endif
