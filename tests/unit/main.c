@@ -5,7 +5,9 @@
  *   build/unit-tests NAME...    the tests whose name contains NAME */
 #include "tests/unit/unit.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +46,18 @@ const char *ut_tmpdir(void)
 		}
 	}
 	return tmpdir;
+}
+
+/* See unit.h. */
+struct sockaddr_in ut_v4(const char *ip, unsigned port)
+{
+	struct sockaddr_in a;
+
+	memset(&a, 0, sizeof a);
+	a.sin_family = AF_INET;
+	a.sin_port = htons((uint16_t)port);
+	inet_pton(AF_INET, ip, &a.sin_addr);
+	return a;
 }
 
 static int run_one(int i, unsigned timeout_s)

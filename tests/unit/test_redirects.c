@@ -14,17 +14,6 @@ int test_redirects_resend(void);
 int test_redirects_bounded(void);
 int test_redirects_key(void);
 
-static struct sockaddr_in v4(const char *a, unsigned port)
-{
-	struct sockaddr_in s;
-
-	memset(&s, 0, sizeof s);
-	s.sin_family = AF_INET;
-	s.sin_port = htons((uint16_t)port);
-	inet_pton(AF_INET, a, &s.sin_addr);
-	return s;
-}
-
 static uint64_t key(const struct redirects *t, const char *cid, const char *br,
 		    uint32_t cseq, const struct sockaddr_in *src)
 {
@@ -44,7 +33,7 @@ static struct redirect rd_of(unsigned serial, uint8_t fill)
 int test_redirects_resend(void)
 {
 	struct redirects *t;
-	struct sockaddr_in gw = v4("127.0.0.1", 5060);
+	struct sockaddr_in gw = ut_v4("127.0.0.1", 5060);
 	struct redirect rd = rd_of(3, 0xab), got;
 	uint64_t k;
 
@@ -82,7 +71,7 @@ int test_redirects_resend(void)
 int test_redirects_bounded(void)
 {
 	struct redirects *t;
-	struct sockaddr_in gw = v4("192.168.1.1", 5060);
+	struct sockaddr_in gw = ut_v4("192.168.1.1", 5060);
 	uint64_t keys[200];
 	struct redirect got;
 	size_t found_old = 0, found_new = 0;
@@ -120,8 +109,8 @@ int test_redirects_bounded(void)
 int test_redirects_key(void)
 {
 	struct redirects *t, *u;
-	struct sockaddr_in a = v4("127.0.0.1", 5060), b = v4("127.0.0.2", 5060),
-			   c = v4("127.0.0.1", 5061);
+	struct sockaddr_in a = ut_v4("127.0.0.1", 5060), b = ut_v4("127.0.0.2", 5060),
+			   c = ut_v4("127.0.0.1", 5061);
 	struct sockaddr_in6 s6;
 	uint64_t k;
 

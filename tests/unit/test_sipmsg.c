@@ -33,17 +33,6 @@ static const char INVITE[] =
 	"\r\n"
 	"v=0\nignored beyond Content-Length";
 
-static struct sockaddr_in v4(const char *ip, unsigned port)
-{
-	struct sockaddr_in a;
-
-	memset(&a, 0, sizeof a);
-	a.sin_family = AF_INET;
-	a.sin_port = htons((uint16_t)port);
-	inet_pton(AF_INET, ip, &a.sin_addr);
-	return a;
-}
-
 static int parse(struct sipmsg *m, const char *s, bool stream)
 {
 	const char *why;
@@ -97,7 +86,7 @@ int test_sipmsg_invite(void)
 int test_sipmsg_echo(void)
 {
 	struct sipmsg m;
-	struct sockaddr_in src = v4("192.0.2.50", 40000);
+	struct sockaddr_in src = ut_v4("192.0.2.50", 40000);
 	char echo[2048], resp[4096];
 	size_t n, r;
 
@@ -130,7 +119,7 @@ int test_sipmsg_echo(void)
 			"Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1\r\n"
 			"From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:b@127.0.0.1>;tag=9\r\n"
 			"Call-ID: x\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
-		struct sockaddr_in lo = v4("127.0.0.1", 5070);
+		struct sockaddr_in lo = ut_v4("127.0.0.1", 5070);
 
 		UT_ASSERT_INT(parse(&m, req, false), 0);
 		n = sipmsg_echo(echo, sizeof echo, &m, (struct sockaddr *)&lo, "t1");
@@ -263,7 +252,7 @@ int test_sipmsg_errors(void)
 	{
 		/* its Via is not read, so there is nothing to echo */
 		char echo[512];
-		struct sockaddr_in src = v4("127.0.0.1", 5070);
+		struct sockaddr_in src = ut_v4("127.0.0.1", 5070);
 
 		UT_ASSERT_INT(sipmsg_echo(echo, sizeof echo, &m, (struct sockaddr *)&src,
 					  "t"), 0);
@@ -431,7 +420,7 @@ int test_sipmsg_frame(void)
 int test_sipmsg_reply_addr(void)
 {
 	struct sipmsg m;
-	struct sockaddr_in src = v4("127.0.0.5", 40000);
+	struct sockaddr_in src = ut_v4("127.0.0.5", 40000);
 	struct sockaddr_storage dst;
 
 	/* rport asked: the source port */

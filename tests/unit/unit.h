@@ -42,4 +42,8 @@
  * removed by the runner afterwards. */
 const char *ut_tmpdir(void);
 
+struct sockaddr_in;
+/* An IPv4 socket address from a dotted quad and a port. */
+struct sockaddr_in ut_v4(const char *ip, unsigned port);
+
 #endif
