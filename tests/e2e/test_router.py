@@ -524,6 +524,23 @@ def answered(call):
     return r is not None and 200 <= r.status < 300
 
 
+def follow_302(contact, what="the UM service refused the token"):
+    """Follows a 302 as a gateway does: INVITE to its Contact with the token,
+    which the UM service must answer (2xx); then ACK, and BYE answered 200."""
+    call = UmCall(contact)
+    try:
+        final = call.wait_final(5.0)
+        assert answered(call), \
+            (f"{what}: {final.status if final else None} "
+             f"{final.reason if final else ''} {call.statuses}")
+        call.ack()
+        bye = call.bye()
+        assert bye is not None and bye.status == 200, \
+            f"BYE: {bye.status if bye else 'no answer'}"
+    finally:
+        call.close()
+
+
 # --------------------------------------------------------------------------
 # the router's log, the protocol log
 
@@ -1150,17 +1167,7 @@ def test_fqdn_gateway_kept_through_config_change_with_dns_down(env, dns):
     for transport in ("udp", "tcp"):
         contact = routed(env, "IPv4", transport, MAILBOX)
         contact.check("IPv4", transport, port=env.service_port)
-        call = UmCall(contact)
-        try:
-            final = call.wait_final(5.0)
-            assert answered(call), \
-                (f"the UM service refused the gateway after ConfigChanged: "
-                 f"{final.status if final else None} {final.reason if final else ''}")
-            call.ack()
-            bye = call.bye()
-            assert bye is not None and bye.status == 200
-        finally:
-            call.close()
+        follow_302(contact, "the UM service refused the gateway after ConfigChanged")
 
 
 # --------------------------------------------------------------------------
@@ -1689,14 +1696,7 @@ def test_invite_retransmission_gets_the_same_302(running, family):
         contact = Contact(first.header("contact"))
         contact.check(family, "udp", port=env.service_port)
         ack_for(c, f, first)
-        call = UmCall(contact)
-        try:
-            assert call.wait_final(5.0) is not None and answered(call), call.statuses
-            call.ack()
-            bye = call.bye()
-            assert bye is not None and bye.status == 200
-        finally:
-            call.close()
+        follow_302(contact)
 
         # a new transaction of the same call: routed anew
         _, other = invite(branch=new_branch())
@@ -1732,14 +1732,7 @@ def test_retransmission_after_the_instance_restarted_is_routed_anew(env):
         env.start_service()
         again = invite()
         assert again.token != first.token, (first.value, again.value)
-        call = UmCall(again)
-        try:
-            assert call.wait_final(5.0) is not None and answered(call), call.statuses
-            call.ack()
-            bye = call.bye()
-            assert bye is not None and bye.status == 200
-        finally:
-            call.close()
+        follow_302(again, "the restarted UM service refused the new token")
 
 
 def test_each_302_echoes_its_own_invite(running):
