@@ -52,7 +52,7 @@ void redirects_put(struct redirects *t, uint64_t key, unsigned long long now_ms,
 /* The 302 sent for key, if remembered and younger than the ttl. */
 bool redirects_get(const struct redirects *t, uint64_t key,
 		   unsigned long long now_ms, struct redirect *out);
-/* Entries in use (for tests and status: bounded by the table's size). */
+/* Entries in use, never more than the table holds (the unit tests check it). */
 size_t redirects_count(const struct redirects *t);
 
 #endif
