@@ -141,7 +141,8 @@ FUZZ_SECONDS ?= 20
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -I. -I$(BUILD)/gen $(PKG_CFLAGS) \
               -fsanitize=fuzzer,address,undefined
 FUZZERS = $(BUILD)/fuzz/fuzz_ipc_frame $(BUILD)/fuzz/fuzz_sipuri \
-          $(BUILD)/fuzz/fuzz_rtp $(BUILD)/fuzz/fuzz_sdp $(BUILD)/fuzz/fuzz_sipmsg
+          $(BUILD)/fuzz/fuzz_rtp $(BUILD)/fuzz/fuzz_sdp $(BUILD)/fuzz/fuzz_sipmsg \
+          $(BUILD)/fuzz/fuzz_floor302
 fuzz:
 	$(call deps_then_make,test,$(FUZZERS))
 	@for f in $(FUZZERS); do \
@@ -162,6 +163,10 @@ $(BUILD)/fuzz/fuzz_sipmsg: tests/fuzz/fuzz_sipmsg.c callrouter/sipmsg.c common/s
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $^
 
+$(BUILD)/fuzz/fuzz_floor302: tests/fuzz/fuzz_floor302.c bench/floor302.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $<
+
 $(BUILD)/fuzz/fuzz_rtp: tests/fuzz/fuzz_rtp.c common/rtp.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $^
@@ -179,8 +184,11 @@ distclean: clean
 # UDP and TCP, rising rates; ~10 minutes. BENCH_ARGS passes options through
 # (bench/router --help), e.g. make bench-router BENCH_ARGS=--perf
 .PHONY: bench-router
+$(BUILD)/bench/floor302: bench/floor302.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) -o $@ $<
 bench-router:
-	$(call deps_then_make,bench,all)
+	$(call deps_then_make,bench,all $(BUILD)/bench/floor302)
 	bench/router --build $(BUILD) $(BENCH_ARGS)
 
 # Benchmark, not a test (issue 4): N simultaneous voicemail deposits against
