@@ -46,6 +46,7 @@ def bare(tmp_path):
     script(tmp_path / "scripts" / "run.sh", f'echo "run.sh" >> "{events}"\n')
     (tmp_path / "bench").mkdir()
     script(tmp_path / "bench" / "router", f'echo "bench/router" >> "{events}"\n')
+    (tmp_path / "bench" / "floor302.c").write_text("int main(void) { return 0; }\n")
     script(tmp_path / "bin" / "cc",
            f'echo "cc $*" >> "{events}"\n'
            'while [ $# -gt 0 ]; do [ "$1" = -o ] && { mkdir -p "$(dirname "$2")"; '
