@@ -159,13 +159,18 @@ $(BUILD)/fuzz/fuzz_sipuri: tests/fuzz/fuzz_sipuri.c common/sipuri.c common/hex.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $^
 
-$(BUILD)/fuzz/fuzz_sipmsg: tests/fuzz/fuzz_sipmsg.c callrouter/sipmsg.c common/sipuri.c common/hex.c common/netaddr.c
+# The router's SIP parser and what it needs, alone.
+SIPMSG_SRC = callrouter/sipmsg.c common/sipuri.c common/hex.c common/netaddr.c
+$(BUILD)/fuzz/fuzz_sipmsg: tests/fuzz/fuzz_sipmsg.c $(SIPMSG_SRC)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $^
 
-$(BUILD)/fuzz/fuzz_floor302: tests/fuzz/fuzz_floor302.c bench/floor302.c
+# bench/floor302 (bench-router's floor server) frames TCP with the router's
+# parser; the harness includes floor302.c and links the parser.
+FLOOR302_SRC = bench/floor302.c $(SIPMSG_SRC)
+$(BUILD)/fuzz/fuzz_floor302: tests/fuzz/fuzz_floor302.c $(FLOOR302_SRC)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $<
+	clang $(FUZZ_CFLAGS) -o $@ $< $(SIPMSG_SRC)
 
 $(BUILD)/fuzz/fuzz_rtp: tests/fuzz/fuzz_rtp.c common/rtp.c
 	@mkdir -p $(dir $@)
@@ -184,9 +189,9 @@ distclean: clean
 # UDP and TCP, rising rates; ~10 minutes. BENCH_ARGS passes options through
 # (bench/router --help), e.g. make bench-router BENCH_ARGS=--perf
 .PHONY: bench-router
-$(BUILD)/bench/floor302: bench/floor302.c
+$(BUILD)/bench/floor302: $(call obj,$(FLOOR302_SRC))
 	@mkdir -p $(dir $@)
-	$(CC) -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) -o $@ $<
+	$(CC) $(LDFLAGS) -o $@ $^
 bench-router:
 	$(call deps_then_make,bench,all $(BUILD)/bench/floor302)
 	bench/router --build $(BUILD) $(BENCH_ARGS)

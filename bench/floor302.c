@@ -19,7 +19,8 @@
  *
  * The I/O is what umcallrouter does at its cheapest: one thread, epoll,
  * recvmmsg/sendmmsg in batches of 64 over UDP; over TCP one read per
- * wakeup per connection, one write per batch of answers.
+ * wakeup per connection, framed by umcallrouter's own sipmsg_frame, one
+ * write per batch of answers.
  *
  * usage: floor302 PORT  (UDP and TCP on 127.0.0.1:PORT and [::1]:PORT,
  *                        until SIGTERM/SIGINT)
@@ -27,6 +28,8 @@
  * floor302_answer() is a parser of bytes from the network, so it does no
  * I/O and has a fuzz harness (tests/fuzz/fuzz_floor302.c, which builds this
  * file with FLOOR302_NO_MAIN). */
+#include "callrouter/sipmsg.h"
+
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -41,7 +44,6 @@
 #include <unistd.h>
 
 size_t floor302_answer(const char *msg, size_t n, char *out, size_t cap);
-size_t floor302_frame(const char *buf, size_t n);
 
 #define CONTACT "Contact: <sip:1001@127.0.0.1:5062;transport=udp>\r\n"
 #define TO_TAG ";tag=f1007302"
@@ -85,6 +87,9 @@ size_t floor302_answer(const char *msg, size_t n, char *out, size_t cap)
 	bool invite, have_via = false, have_cid = false, have_cseq = false;
 	bool copying = false;
 
+	while (p < end && (*p == '\r' || *p == '\n'))
+		p++;	/* keep-alives framed into the message */
+	n = (size_t)(end - p);
 	eol = memchr(p, '\n', n);
 	sp = memchr(p, ' ', n);
 	if (!eol || !sp || sp > eol || sp == p)
@@ -144,42 +149,6 @@ size_t floor302_answer(const char *msg, size_t n, char *out, size_t cap)
 	    !put(&o, oend, "Content-Length: 0\r\n\r\n", 21))
 		return 0;
 	return (size_t)(o - out);
-}
-
-/* The length of the first whole message in a TCP stream buf[0..n): its
- * headers, the blank line and Content-Length bytes of body; 0 when more
- * bytes are needed; (size_t)-1 when the stream cannot be framed (a bad
- * Content-Length). */
-size_t floor302_frame(const char *buf, size_t n)
-{
-	const char *hend = memmem(buf, n, "\r\n\r\n", 4), *p;
-	size_t head, body = 0;
-
-	if (!hend)
-		return 0;
-	head = (size_t)(hend - buf) + 4;
-	for (p = buf; p < hend; ) {
-		const char *eol = memmem(p, (size_t)(hend + 2 - p), "\r\n", 2);
-		size_t len = (size_t)(eol - p);
-
-		if (named(p, len, "Content-Length", 'l')) {
-			const char *v = memchr(p, ':', len) + 1;
-			char *e;
-			unsigned long x;
-
-			while (v < eol && (*v == ' ' || *v == '\t'))
-				v++;
-			if (v == eol || *v < '0' || *v > '9')
-				return (size_t)-1;
-			errno = 0;
-			x = strtoul(v, &e, 10);	/* stops at the CR at the latest */
-			if (errno || x > 65536 || (e != eol && *e != ' ' && *e != '\t'))
-				return (size_t)-1;
-			body = x;
-		}
-		p = eol + 2;
-	}
-	return n - head < body ? 0 : head + body;
 }
 
 #ifndef FLOOR302_NO_MAIN
@@ -310,23 +279,26 @@ static void tcp_ready(int ep, struct conn **slot)
 		return;
 	c->len += (size_t)r;
 	for (;;) {
-		size_t m = floor302_frame(c->buf + used, c->len - used);
+		size_t m = 0;
+		int err = sipmsg_frame(c->buf + used, c->len - used, &m);
 
-		if (m == (size_t)-1) {
-			conn_close(ep, slot);
+		if (!err && m == 0)
+			err = EAGAIN;	/* nothing left */
+		if (err && err != EAGAIN) {
+			conn_close(ep, slot);	/* too long or no Content-Length */
 			return;
 		}
-		if (m)
+		if (!err)
 			no += floor302_answer(c->buf + used, m, out + no, ANSWER_MAX);
-		used += m;
-		if (no && (m == 0 || sizeof out - no < ANSWER_MAX)) {
+		used += err ? 0 : m;
+		if (no && (err || sizeof out - no < ANSWER_MAX)) {
 			if (write(c->fd, out, no) != (ssize_t)no) {
 				conn_close(ep, slot);	/* SIPp reads what it is sent */
 				return;
 			}
 			no = 0;
 		}
-		if (m == 0)
+		if (err)
 			break;
 	}
 	memmove(c->buf, c->buf + used, c->len - used);

@@ -1,7 +1,8 @@
-/* fuzz_floor302.c — libFuzzer harness of bench/floor302.c's parsers (the
- * bench's floor redirect server reads SIPp's bytes): floor302_frame on the
- * input as a TCP stream, floor302_answer on it as one datagram and on each
- * frame; answers must fit their buffer and be SIP responses. */
+/* fuzz_floor302.c — libFuzzer harness of bench/floor302.c's parser (the
+ * bench's floor redirect server reads SIPp's bytes): floor302_answer on the
+ * input as one datagram, and on each message of it as a TCP stream framed
+ * by sipmsg_frame, as floor302 does; answers must fit their buffer and be
+ * SIP responses. */
 #define FLOOR302_NO_MAIN
 #include "bench/floor302.c"
 
@@ -34,9 +35,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_answer(s, size, 4096);
 	check_answer(s, size, 40);
 	while (off < size) {
-		size_t m = floor302_frame(s + off, size - off);
+		size_t m = 0;
 
-		if (m == 0 || m == (size_t)-1)
+		if (sipmsg_frame(s + off, size - off, &m) || m == 0)
 			break;
 		if (m > size - off)
 			abort();
